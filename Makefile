@@ -1,0 +1,37 @@
+# Hongguanjia (红管家). `make run` starts everything; `make test` runs the whole suite.
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup run test test-fast validate train nlu-eval bench lock clean
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	@$(PY) -m bot run
+
+train: setup
+	@$(PY) -m bot train
+
+validate: setup
+	@$(PY) -m rasa data validate --data data/nlu data/stories --domain domain.yml --config config.yml --fail-on-warnings
+
+# Everything: unit and integration tests, data validation, story tests, NLU
+# evaluation on the held-out file and the end-to-end run (trains if needed).
+test: setup
+	@$(PY) -m pytest -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+# Only the tests that need no trained model or running servers.
+test-fast: setup
+	@$(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	@$(PY) -m bot.bench
+
+# Re-resolve requirements.lock from requirements.in in a scratch venv.
+lock:
+	@bash scripts/lock.sh
+
+clean:
+	rm -rf var models reports results .rasa

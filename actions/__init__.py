@@ -1,0 +1,1 @@
+"""Thin rasa_sdk actions over the services in `bot/`."""

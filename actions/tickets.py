@@ -1,0 +1,161 @@
+"""Actions that open, show and cancel tickets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import deps
+from actions.forms import _estates
+from bot import address as addr
+from bot import messages
+from bot.errors import HongguanjiaError, InvalidState, NotFound
+from bot.services import tickets
+
+logger = logging.getLogger(__name__)
+
+FORM_KINDS = {"leak_form": "leak", "repair_form": "repair", "help_form": "help"}
+FORM_SLOTS = ["use_profile", "address", "phone", "contact_name", "team", "description", "facility"]
+
+
+def _reset() -> List[Dict[Text, Any]]:
+    return [SlotSet(slot, None) for slot in FORM_SLOTS]
+
+
+def _form_that_just_ended(tracker: Tracker) -> str:
+    for event in reversed(tracker.events):
+        if event.get("event") == "active_loop" and event.get("name") in FORM_KINDS:
+            return event["name"]
+    return ""
+
+
+class ActionSubmitTicket(Action):
+    """Opens the ticket a leak, repair or help form collected, and tells the resident."""
+
+    def name(self) -> Text:
+        return "action_submit_ticket"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
+        kind = FORM_KINDS.get(_form_that_just_ended(tracker))
+        if kind is None:
+            dispatcher.utter_message(text=messages.TICKET_FAILED)
+            return _reset()
+        d = deps.get()
+        estates = await asyncio.to_thread(_estates)
+        address = addr.parse_address(tracker.get_slot("address") or "", estates)
+        request = tickets.TicketRequest(
+            kind=kind, sender_id=tracker.sender_id,
+            description=tracker.get_slot("description") or tracker.latest_message.get("text") or "",
+            address=address, contact_phone=tracker.get_slot("phone"), facility=tracker.get_slot("facility"))
+        try:
+            view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now())
+        except HongguanjiaError as exc:
+            logger.warning("ticket not opened for %s: %s", tracker.sender_id, exc.message)
+            dispatcher.utter_message(text=messages.TICKET_FAILED)
+            return _reset()
+        logger.info("ticket %s opened (%s/%s)", view.number, view.kind, view.priority)
+        dispatcher.utter_message(text=messages.ticket_receipt(
+            view.number, view.kind, view.priority, view.handler, view.water_pause))
+        return _reset()
+
+
+class ActionSubmitFeedback(Action):
+    """Files a suggestion or complaint as a feedback ticket for the community office."""
+
+    def name(self) -> Text:
+        return "action_submit_feedback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
+        d = deps.get()
+        text = (tracker.latest_message.get("text") or "").strip()
+        request = tickets.TicketRequest(kind="feedback", sender_id=tracker.sender_id, description=text)
+        try:
+            view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now())
+        except HongguanjiaError as exc:
+            logger.warning("feedback not filed for %s: %s", tracker.sender_id, exc.message)
+            dispatcher.utter_message(text=messages.TICKET_FAILED)
+            return []
+        dispatcher.utter_message(text=f"谢谢您的意见！已转给社区办公室，编号 {view.number}，"
+                                      "工作人员会认真研究并给您回复。")
+        return []
+
+
+class ActionCheckTicket(Action):
+    """Shows the resident's open tickets, or one ticket by its number."""
+
+    def name(self) -> Text:
+        return "action_check_ticket"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
+        d = deps.get()
+        number = tickets.find_ticket_number(tracker.get_slot("ticket_id") or "") or tickets.find_ticket_number(
+            tracker.latest_message.get("text") or "")
+        if number:
+            try:
+                views = [await asyncio.to_thread(tickets.ticket_of, d.sessions, tracker.sender_id, number)]
+            except NotFound:
+                dispatcher.utter_message(text=f"没有查到您名下的工单 {number}，请核对工单号。"
+                                              "也可以直接说“查进度”看您所有的工单。")
+                return [SlotSet("ticket_id", None)]
+        else:
+            views = await asyncio.to_thread(tickets.tickets_of, d.sessions, tracker.sender_id)
+            if not views:
+                dispatcher.utter_message(text=messages.NO_OPEN_TICKETS)
+                return [SlotSet("ticket_id", None)]
+        lines = [messages.ticket_line(v.number, v.kind, v.status, v.handler, v.created_at, v.address) for v in views]
+        head = "工单进度：" if number else f"您有 {len(views)} 个未办结的工单："
+        dispatcher.utter_message(text=head + "\n" + "\n".join(lines))
+        return [SlotSet("ticket_id", None)]
+
+
+class ActionCancelTicket(Action):
+    """Cancels a ticket by number; without a number, confirms the one open ticket or asks which."""
+
+    def name(self) -> Text:
+        return "action_cancel_ticket"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
+        d = deps.get()
+        number = tickets.find_ticket_number(tracker.get_slot("ticket_id") or "") or tickets.find_ticket_number(
+            tracker.latest_message.get("text") or "")
+        if number:
+            try:
+                view = await asyncio.to_thread(tickets.cancel, d.sessions, tracker.sender_id, number, d.now())
+                dispatcher.utter_message(text=f"已取消工单 {view.number}，工作人员不会再上门。有需要随时再找我。")
+            except NotFound:
+                dispatcher.utter_message(text=f"没有查到您名下的工单 {number}，没有取消任何工单。")
+            except InvalidState as exc:
+                status = messages.STATUS_LABELS.get(str(exc.data.get("status")), "已结束")
+                dispatcher.utter_message(text=f"工单 {number} 当前状态是“{status}”，不能再取消了。")
+            return [SlotSet("ticket_id", None)]
+        views = await asyncio.to_thread(tickets.tickets_of, d.sessions, tracker.sender_id)
+        if not views:
+            dispatcher.utter_message(text=messages.NO_OPEN_TICKETS)
+        elif len(views) == 1:
+            v = views[0]
+            dispatcher.utter_message(
+                text=f"要取消这个工单吗？\n{messages.ticket_line(v.number, v.kind, v.status, v.handler, v.created_at, v.address)}",
+                buttons=[{"title": "确认取消", "payload": f'/cancel_ticket{{"ticket_id": "{v.number}"}}'},
+                         {"title": "先不取消", "payload": "/deny"}])
+        else:
+            lines = "\n".join(messages.ticket_line(v.number, v.kind, v.status, v.handler, v.created_at, v.address)
+                              for v in views)
+            dispatcher.utter_message(text=f"您有 {len(views)} 个未办结的工单，请回复要取消的工单号，"
+                                          f"例如“取消 {views[0].number}”：\n{lines}")
+        return [SlotSet("ticket_id", None)]
+
+
+class ActionResetForm(Action):
+    """Clears what a cancelled form collected."""
+
+    def name(self) -> Text:
+        return "action_reset_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
+        return _reset()

@@ -1,0 +1,1 @@
+"""Hongguanjia (红管家): a community-office assistant behind a WeChat Official Account."""

@@ -1,0 +1,158 @@
+"""`python -m bot …`: database, community data, training, dispatcher, run, handoff and chat commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import List, Optional
+from zoneinfo import ZoneInfo
+
+from bot.config import Settings
+
+
+def _today(settings: Settings) -> dt.date:
+    return dt.datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    """Create or upgrade the database schema."""
+    from bot.store.db import migrate
+
+    migrate(settings.database_url)
+    print(f"database: schema up to date ({_safe_url(settings.database_url)})")
+    return 0
+
+
+def cmd_load_community(settings: Settings, args: argparse.Namespace) -> int:
+    """Load grids, staff, groups, teams and clinics from the community folder."""
+    from bot.services.community import load_community, read_community
+    from bot.store.db import make_engine, make_session_factory, unit_of_work
+
+    folder = Path(args.dir) if args.dir else settings.community_dir
+    data = read_community(folder)
+    engine = make_engine(settings.database_url)
+    with unit_of_work(make_session_factory(engine)) as session:
+        counts = load_community(session, data, _today(settings))
+    engine.dispose()
+    print("community: loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_train(_settings: Settings, _args: argparse.Namespace) -> int:
+    """Train the model if data or config changed since the last one."""
+    from bot.training import ensure_model
+
+    ensure_model()
+    return 0
+
+
+def cmd_dispatch(settings: Settings, _args: argparse.Namespace) -> int:
+    """Deliver the notification outbox until interrupted."""
+    from bot.notify.dispatcher import serve
+
+    asyncio.run(serve(settings))
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrate, load the community, train if needed, and start everything."""
+    from bot.runner import run
+    from bot.training import ensure_model
+
+    cmd_migrate(settings, args)
+    cmd_load_community(settings, argparse.Namespace(dir=None))
+    return run(settings, ensure_model())
+
+
+def _rasa_token(settings: Settings) -> str:
+    if settings.rasa_token:
+        return settings.rasa_token
+    path = settings.var_dir / "rasa_token"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+
+
+def cmd_handoff_release(settings: Settings, args: argparse.Namespace) -> int:
+    """Hand a conversation back to the assistant after staff finished."""
+    from bot.services import handoff
+    from bot.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    had = handoff.release(make_session_factory(engine), args.sender, by=args.by)
+    engine.dispose()
+    url = (f"{settings.rasa_url}/conversations/{urllib.parse.quote(args.sender, safe='')}/tracker/events"
+           f"?token={urllib.parse.quote(_rasa_token(settings))}")
+    body = json.dumps([{"event": "resume"}]).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - local Rasa API
+            pass
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"handoff: recorded as released, but the Rasa server did not take the resume event: {exc}",
+              file=sys.stderr)
+        return 1
+    print(f"handoff: {args.sender} is back with the assistant" + ("" if had else " (no open handoff was recorded)"))
+    return 0
+
+
+def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    """Talk to the running assistant over REST from the terminal."""
+    url = f"{settings.rasa_url}/webhooks/rest/webhook"
+    print("输入消息，空行或 Ctrl-D 退出 / type a message; empty line or Ctrl-D quits")
+    while True:
+        try:
+            text = input("居民> ")
+        except EOFError:
+            return 0
+        if not text.strip():
+            return 0
+        req = urllib.request.Request(url, data=json.dumps({"sender": args.sender, "message": text}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local Rasa server
+            for reply in json.loads(resp.read().decode("utf-8")):
+                print("红管家> " + reply.get("text", ""))
+                for i, button in enumerate(reply.get("buttons") or [], 1):
+                    print(f"        {i}. {button.get('title')}")
+
+
+def _safe_url(url: str) -> str:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Hongguanjia (红管家) commands")
+    sub = parser.add_subparsers(dest="command", required=True)
+    db = sub.add_parser("db", help="database").add_subparsers(dest="db_command", required=True)
+    db.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
+    com = sub.add_parser("community", help="community data").add_subparsers(dest="community_command", required=True)
+    load = com.add_parser("load", help="load data/community/community.yml into the database")
+    load.add_argument("--dir", help="folder with community.yml (default: HG_COMMUNITY_DIR or data/community)")
+    load.set_defaults(func=cmd_load_community)
+    sub.add_parser("train", help="train the model if its inputs changed").set_defaults(func=cmd_train)
+    sub.add_parser("dispatch", help="deliver queued notifications").set_defaults(func=cmd_dispatch)
+    sub.add_parser("run", help="start everything (what `make run` does)").set_defaults(func=cmd_run)
+    ho = sub.add_parser("handoff", help="human handoff").add_subparsers(dest="handoff_command", required=True)
+    rel = ho.add_parser("release", help="hand a conversation back to the assistant")
+    rel.add_argument("sender")
+    rel.add_argument("--by", default="admin")
+    rel.set_defaults(func=cmd_handoff_release)
+    chat = sub.add_parser("chat", help="talk to the running assistant")
+    chat.add_argument("--sender", default="console-resident")
+    chat.set_defaults(func=cmd_chat)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of `python -m bot`."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(Settings.from_env(), args) or 0)

@@ -1,0 +1,55 @@
+"""Small exception hierarchy; each error carries data and is translated at the edge."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class HongguanjiaError(Exception):
+    """Base class for errors the application expects and translates."""
+
+    code = "error"
+
+    def __init__(self, message: str = "", **data: object) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.data = data
+
+
+class NotFound(HongguanjiaError):
+    """A record the caller named does not exist (or is not theirs to see)."""
+
+    code = "not_found"
+
+
+class NotAllowed(HongguanjiaError):
+    """The caller may not do this to this record."""
+
+    code = "not_allowed"
+
+
+class InvalidInput(HongguanjiaError):
+    """Input that cannot be accepted as it is."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str = "", field: Optional[str] = None, **data: object) -> None:
+        super().__init__(message, field=field, **data)
+        self.field = field
+
+
+class InvalidState(HongguanjiaError):
+    """The record is in a state where this change makes no sense (e.g. already closed)."""
+
+    code = "invalid_state"
+
+
+class DeliveryError(HongguanjiaError):
+    """An outside service refused or failed to take a message."""
+
+    code = "delivery_error"
+
+    def __init__(self, message: str = "", retryable: bool = True, errcode: Optional[int] = None) -> None:
+        super().__init__(message, retryable=retryable, errcode=errcode)
+        self.retryable = retryable
+        self.errcode = errcode

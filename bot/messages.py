@@ -1,0 +1,112 @@
+"""User-facing Chinese texts that depend on data (static ones live in domain.yml)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional, Sequence
+
+from bot import address as addr
+
+KIND_LABELS = {"leak": "漏水报修", "repair": "设施报修", "help": "生活帮办", "feedback": "意见建议"}
+STATUS_LABELS = {"open": "已受理，等待处理", "accepted": "处理中", "resolved": "已办结", "cancelled": "已取消"}
+WEEKDAYS = "一二三四五六日"
+
+# Fixed replies sent by custom actions (the ones sent by rules live in domain.yml).
+ASK_ADDRESS = "请告诉我您的详细地址：小区、几号楼、几单元、门牌号，例如：吉利花园3号楼2单元501。"
+ASK_REPAIR_ADDRESS = "请问是哪里的设施坏了？告诉我小区和楼号就行，例如：吉利花园1号楼（楼道里的设施不用说门牌号）。"
+ASK_PHONE = "请留一个能联系到您的电话号码（手机或座机）。"
+ASK_CONTACT_NAME = "请问怎么称呼您？报名需要您的姓名。"
+INVALID_PHONE = "这个号码好像不对。手机号是11位数字，座机请带区号（如022-23456789），请再发一次。"
+INVALID_TEAM = "没找到这支队伍。可以回复序号（1-7）、颜色（如“黄色”）或队名（如“邻里互助”）。"
+INVALID_NAME = "请告诉我您的姓名（不超过20个字），例如：王秀英。"
+TICKET_FAILED = "抱歉，系统刚才没能保存您的信息，什么都没有提交。请稍后再试，或回复“转人工”。"
+NO_OPEN_TICKETS = "您目前没有未办结的工单。需要报修的话直接告诉我哪里出了问题就行。"
+NO_CLINICS = "近期还没有安排义诊。有新活动会在社区群里通知，也可以过几天再来问我。"
+HANDOFF = "好的，已通知社区值班工作人员，他们会在这里直接回复您，请稍等。工作人员处理期间，小助手先不说话了。"
+OFFER_HANDOFF = "还是没能理解，真抱歉。需要我帮您转接社区值班工作人员吗？回复“转人工”就行。"
+FALLBACK_OPTIONS = "抱歉，我没太明白。您是想办下面哪件事？点选或换个说法再说一次都可以："
+
+ADDRESS_HINTS = {
+    addr.MISSING_BUILDING: "请告诉我具体是哪个小区、几号楼，例如：吉利花园3号楼2单元501。",
+    addr.MISSING_UNIT: "还差单元号，请补充几单元，例如：2单元501。",
+    addr.MISSING_ROOM: "还差门牌号，请补充房间号，例如：501室。",
+    addr.UNKNOWN_COMMUNITY: "没有找到这个小区。本社区有：{estates}。请再说一次地址。",
+    addr.UNKNOWN_BUILDING: "{community}没有{building}号楼。",
+    addr.UNKNOWN_UNIT: "{community}{building}号楼没有{unit}单元。",
+    addr.UNKNOWN_ROOM: "{community}{building}号楼没有{room}室。",
+    addr.AMBIGUOUS_COMMUNITY: "{candidates}都有这个楼号，请问是哪个小区？",
+}
+
+
+def address_problem(check: addr.AddressCheck, estate_names: Sequence[str]) -> str:
+    """Explain what is wrong with an address and suggest a valid one."""
+    a = check.address
+    text = ADDRESS_HINTS.get(check.problem or "", "地址没有识别出来，请按“小区+楼号+单元+门牌号”再发一次。").format(
+        estates="、".join(estate_names), community=a.community or "", building=a.building,
+        unit=a.unit, room=a.room, candidates="、".join(check.candidates))
+    if check.suggestion is not None and not check.suggestion.is_empty():
+        text += f"您是不是指“{check.suggestion.label()}”？是的话请回复这个地址。"
+    return text
+
+
+def ticket_receipt(number: str, kind: str, priority: str, handler: str, water_pause: bool) -> str:
+    """What the resident is told after a ticket is opened."""
+    lines = [f"已为您登记{KIND_LABELS.get(kind, '工单')}，工单号：{number}。"]
+    if priority == "urgent":
+        lines.append("已按【紧急】处理，")
+    lines.append(f"已通知{handler}和物业管家群，工作人员会尽快电话联系您、上门处理。")
+    if water_pause:
+        lines.append("我们也已在楼栋群里提醒楼上邻居暂停用水，避免继续返水。")
+    lines.append("查询进度请回复“查进度”或发送工单号。")
+    return "".join(lines)
+
+
+def ticket_line(number: str, kind: str, status: str, handler: str, created: dt.datetime, address: str) -> str:
+    """One ticket in a status list."""
+    where = f"，{address}" if address else ""
+    return (f"{number}｜{KIND_LABELS.get(kind, kind)}{where}｜{STATUS_LABELS.get(status, status)}"
+            f"｜负责人：{handler}｜{created:%m月%d日 %H:%M}登记")
+
+
+def clinic_line(title: str, day: dt.date, start: str, end: str, place: str, services: str, bring: str) -> str:
+    """One clinic event in a list."""
+    return (f"📅 {day.month}月{day.day}日（周{WEEKDAYS[day.weekday()]}）{start}-{end} {title}\n"
+            f"地点：{place}\n项目：{services}\n请携带：{bring}")
+
+
+def ticket_card(*, number: str, kind: str, priority: str, address: str, grid: Optional[str], contact: str,
+                description: str, facility: Optional[str]) -> str:
+    """WeCom markdown for a new ticket (phones already masked)."""
+    head = f'<font color="warning">【紧急】</font>' if priority == "urgent" else ""
+    lines = [f"### {head}{KIND_LABELS.get(kind, '工单')} {number}",
+             f"> 地址：{address}", f"> 联系人：{contact}"]
+    if facility:
+        lines.append(f"> 设施：{facility}")
+    lines.append(f"> 情况：{description}")
+    if grid:
+        lines.append(f"> 网格：{grid}")
+    lines.append("请尽快联系居民处理，处理后在工作台更新状态。")
+    return "\n".join(lines)
+
+
+def water_pause_notice(community: str, building: int, unit: Optional[int]) -> str:
+    """WeCom markdown asking a building to pause water use during a drain blockage."""
+    where = f"{community}{building}号楼" + (f"{unit}单元" if unit else "")
+    return (f"### 💧 暂停用水提醒\n{where}的邻居们：本楼下水管道出现堵塞返水，"
+            "维修人员正在赶来。请大家暂时不要使用洗衣机、淋浴和大量排水，疏通后会再通知。谢谢配合！")
+
+
+def ticket_cancelled_card(number: str, address: str) -> str:
+    """WeCom markdown telling staff a ticket was cancelled by the resident."""
+    return f"### 工单已取消 {number}\n> 地址：{address or '（未提供）'}\n居民已自行取消，无需再上门。"
+
+
+def volunteer_card(team: str, name: str, masked_phone: str) -> str:
+    """WeCom markdown telling a team lead about a new volunteer."""
+    return f"### 新志愿者报名\n> 队伍：{team}\n> 姓名：{name}\n> 电话：{masked_phone}\n请队长联系新队员。"
+
+
+def handoff_card(sender_id: str, last_message: str) -> str:
+    """WeCom markdown asking the duty staff to take over a conversation."""
+    return (f"### 居民请求转人工\n> 会话：{sender_id}\n> 最后一句：{last_message or '（无）'}\n"
+            f"请值班人员接手；处理完后执行 `python -m bot handoff release {sender_id}` 交还给助手。")

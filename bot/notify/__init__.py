@@ -1,0 +1,1 @@
+"""Outgoing notifications: the outbox table, the WeCom robot client and the dispatcher."""

@@ -1,0 +1,150 @@
+"""`make run`: start the action server, the Rasa server and the dispatcher together; Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from bot.config import PROJECT_ROOT, Settings
+
+FAKE_WECOM_PORT = 5099
+
+
+def tracker_env(settings: Settings) -> Dict[str, str]:
+    """Environment variables that endpoints.yml reads for the tracker store and action server."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        db_file = Path(url[len("sqlite:///"):])
+        tracker_url = f"sqlite:///{db_file.with_name('tracker.db')}"
+        dialect, db = "sqlite", str(db_file.with_name("tracker.db"))
+    else:
+        tracker_url, dialect, db = url, url.split(":", 1)[0].split("+", 1)[0], url.rsplit("/", 1)[-1].split("?")[0]
+    return {"HG_ACTION_ENDPOINT_URL": settings.action_endpoint_url, "HG_TRACKER_URL": tracker_url,
+            "HG_TRACKER_DIALECT": dialect, "HG_TRACKER_DB": db}
+
+
+def endpoints_file(settings: Settings) -> Path:
+    """endpoints.yml, or a copy with a Redis lock store when REDIS_URL is set."""
+    base = PROJECT_ROOT / "endpoints.yml"
+    if not settings.redis_url:
+        return base
+    from urllib.parse import urlparse
+
+    redis = urlparse(settings.redis_url)
+    target = settings.var_dir / "endpoints.yml"
+    target.write_text(base.read_text(encoding="utf-8") + (
+        "\nlock_store:\n  type: redis\n"
+        f"  url: {redis.hostname or '127.0.0.1'}\n  port: {redis.port or 6379}\n"
+        f"  db: {int((redis.path or '/0').strip('/') or 0)}\n"
+        + (f"  password: {redis.password}\n" if redis.password else "")), encoding="utf-8")
+    return target
+
+
+def _wait_http(url: str, timeout: float, procs: List[subprocess.Popen]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - local health check
+                if resp.status < 500:
+                    return True
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.5)
+    return False
+
+
+class Supervisor:
+    """Starts child processes and stops them all together."""
+
+    def __init__(self) -> None:
+        self.procs: Dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, cmd: List[str], env: Dict[str, str], log: Optional[Path] = None) -> None:
+        """Start one child in its own process group."""
+        out = open(log, "ab") if log else None  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                                            if out else None, start_new_session=True)
+
+    def stop(self) -> None:
+        """SIGTERM every child, wait, then SIGKILL what is left."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    def wait(self) -> str:
+        """Block until one child exits; returns its name."""
+        while True:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    return name
+            time.sleep(0.5)
+
+
+def run(settings: Settings, model: Path) -> int:
+    """Start everything, print how to talk to it, and wait for Ctrl-C."""
+    logs = settings.var_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, **tracker_env(settings), TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    token = settings.rasa_token or secrets.token_urlsafe(16)
+    (settings.var_dir / "rasa_token").write_text(token, encoding="utf-8")
+    os.chmod(settings.var_dir / "rasa_token", 0o600)
+    env["HG_RASA_TOKEN"] = token
+    demo_wecom = "WECOM_WEBHOOK_URL" not in os.environ and "WECOM_WEBHOOK_URL" not in settings.extra
+    sup = Supervisor()
+    py = sys.executable
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        if demo_wecom:
+            env["WECOM_WEBHOOK_URL"] = f"http://127.0.0.1:{FAKE_WECOM_PORT}/cgi-bin/webhook/send"
+            sup.start("fake-wecom", [py, "-m", "bot.devtools.fake_wecom", "--port", str(FAKE_WECOM_PORT),
+                                     "--log", str(logs / "fake_wecom.jsonl")], env, logs / "fake_wecom.out")
+        sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
+                  env, logs / "actions.log")
+        sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
+        sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints",
+                           str(endpoints_file(settings)), "--credentials", "credentials.yml", "--port",
+                           str(settings.rasa_port), "--enable-api", "--auth-token", token], env,
+                  logs / "rasa.log")
+        print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher"
+              + (f", local fake WeCom :{FAKE_WECOM_PORT}" if demo_wecom else "") + f" (logs in {logs})", flush=True)
+        if not _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, list(sup.procs.values())) or \
+                not _wait_http(f"{settings.rasa_url}/", 300, list(sup.procs.values())):
+            print("failed to start; see the logs in " + str(logs), file=sys.stderr)
+            return 1
+        example = json.dumps({"sender": "resident-1", "message": "洗衣机下水管堵了，阳台都是水"}, ensure_ascii=False)
+        print(f"""
+红管家已启动 / Hongguanjia is running.
+  和助手对话 / talk to it (REST):
+    curl -s {settings.rasa_url}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
+      -d '{example}'
+  或者交互式 / or interactively:  .venv/bin/python -m bot chat --sender resident-1
+  群消息 / group messages: {logs / 'fake_wecom.jsonl' if demo_wecom else settings.wecom_webhook_url}
+  转人工后交还 / release a handoff:  .venv/bin/python -m bot handoff release resident-1
+按 Ctrl-C 全部停止 / Ctrl-C stops everything.""", flush=True)
+        ended = sup.wait()
+        print(f"{ended} exited; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…", flush=True)
+        return 0
+    finally:
+        sup.stop()

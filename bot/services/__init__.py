@@ -1,0 +1,1 @@
+"""Use cases shared by the actions, the console and the command line."""

@@ -1,0 +1,139 @@
+"""Loading the community (estates, grids, staff, groups, teams, clinics) from YAML into the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import yaml
+from sqlalchemy.orm import Session
+
+from bot import address
+from bot.errors import InvalidInput
+from bot.store.models import (
+    Building,
+    ChatGroup,
+    ClinicEvent,
+    Estate,
+    Grid,
+    Staff,
+    VolunteerTeam,
+)
+
+COMMUNITY_FILE = "community.yml"
+
+
+def read_community(folder: Path) -> Dict[str, Any]:
+    """Read and minimally check the community file in `folder`."""
+    path = folder / COMMUNITY_FILE
+    if not path.is_file():
+        raise InvalidInput(f"community file not found: {path}", field="community_dir")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for key in ("estates", "groups", "staff", "grids", "volunteer_teams"):
+        if not isinstance(data.get(key), list):
+            raise InvalidInput(f"{path}: '{key}' must be a list", field=key)
+    return data
+
+
+def _span(spec: Dict[str, int]) -> range:
+    return range(int(spec["from"]), int(spec["to"]) + 1)
+
+
+def _upsert(session: Session, model: type, key_field: str, key: Any, **values: Any) -> Any:
+    row = session.query(model).filter(getattr(model, key_field) == key).one_or_none()
+    if row is None:
+        row = model(**{key_field: key})
+        session.add(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    return row
+
+
+def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Dict[str, int]:
+    """Upsert everything in `data` (idempotent); returns counts of what the file holds."""
+    groups = {
+        g["key"]: _upsert(session, ChatGroup, "key", g["key"], name=g["name"], kind=g["kind"],
+                          webhook_key=g.get("webhook_key"))
+        for g in data["groups"]
+    }
+    staff = {
+        s["key"]: _upsert(session, Staff, "key", s["key"], name=s["name"], role=s["role"],
+                          phone=str(s.get("phone") or "") or None, wecom_userid=s.get("wecom_userid"),
+                          on_duty=bool(s.get("on_duty", False)))
+        for s in data["staff"]
+    }
+    estates = {}
+    for e in data["estates"]:
+        estates[e["name"]] = _upsert(
+            session, Estate, "name", e["name"], aliases=list(e.get("aliases", [])),
+            property_managed=bool(e.get("property_managed", True)), units=int(e["units"]),
+            floors=int(e["floors"]), rooms_per_floor=int(e["rooms_per_floor"]))
+    session.flush()
+
+    bg = data.get("building_groups") or {}
+    buildings = 0
+    for e in data["estates"]:
+        estate = estates[e["name"]]
+        for number in _span(e["buildings"]):
+            row = session.query(Building).filter_by(estate_id=estate.id, number=number).one_or_none()
+            if row is None:
+                row = Building(estate=estate, number=number)
+                session.add(row)
+            if bg:
+                estate_key = bg.get("estate_keys", {}).get(e["name"], e["name"])
+                gkey = f"building-{estate_key}-{number}"
+                row.group = _upsert(
+                    session, ChatGroup, "key", gkey, kind="building",
+                    name=bg["name"].format(estate=e["name"], building=number),
+                    webhook_key=bg["webhook_key"].format(estate_key=estate_key, building=number))
+            buildings += 1
+
+    for g in data["grids"]:
+        grid = _upsert(session, Grid, "key", g["key"], name=g["name"], leader=staff.get(g.get("leader")),
+                       group=groups.get(g.get("group")), property_group=groups.get(g.get("property_group")),
+                       member_keys=list(g.get("members", [])))
+        estate = estates[g["estate"]]
+        session.flush()
+        for number in _span(g["buildings"]):
+            session.query(Building).filter_by(estate_id=estate.id, number=number).update({"grid_id": grid.id})
+
+    for t in data["volunteer_teams"]:
+        _upsert(session, VolunteerTeam, "number", int(t["number"]), colour=t["colour"], name=t["name"],
+                short=t["short"], lead=staff.get(t.get("lead")), group=groups.get(t.get("group")))
+
+    clinics = 0
+    for c in data.get("clinic_events", []):
+        when = dt.date.fromisoformat(str(c["date"])) if "date" in c else today + dt.timedelta(days=int(c["days_from_now"]))
+        row = session.query(ClinicEvent).filter_by(title=c["title"], date=when).one_or_none()
+        if row is None:
+            row = ClinicEvent(title=c["title"], date=when)
+            session.add(row)
+        row.start, row.end, row.place = str(c["start"]), str(c["end"]), c["place"]
+        row.specialties = list(c.get("specialties", []))
+        row.services, row.bring, row.organizer = c.get("services", ""), c.get("bring", ""), c.get("organizer")
+        clinics += 1
+    session.flush()
+    return {"estates": len(estates), "buildings": buildings, "groups": len(groups), "staff": len(staff),
+            "grids": len(data["grids"]), "teams": len(data["volunteer_teams"]), "clinics": clinics}
+
+
+def estates(session: Session) -> List[address.Estate]:
+    """The estates as address-parser values, for parsing and checking addresses."""
+    rows = session.query(Estate).order_by(Estate.id).all()
+    return [
+        address.Estate(name=r.name, aliases=tuple(r.aliases or ()), buildings=tuple(b.number for b in r.buildings),
+                       units=r.units, floors=r.floors, rooms_per_floor=r.rooms_per_floor)
+        for r in rows
+    ]
+
+
+def building_for(session: Session, community: str, number: int) -> Building | None:
+    """The building row of an estate, if it exists."""
+    return (session.query(Building).join(Estate).filter(Estate.name == community, Building.number == number)
+            .one_or_none())
+
+
+def teams(session: Session) -> Sequence[VolunteerTeam]:
+    """All volunteer teams in number order."""
+    return session.query(VolunteerTeam).order_by(VolunteerTeam.number).all()

@@ -1,0 +1,55 @@
+"""Residents' profiles (name, address, phone), remembered by sender id across conversations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.address import Address
+from bot.store.db import unit_of_work
+from bot.store.models import Resident, utcnow
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the assistant remembers about a resident."""
+
+    name: Optional[str]
+    phone: Optional[str]
+    address: Optional[Address]
+
+    @property
+    def complete(self) -> bool:
+        """True when both a full home address and a phone are known."""
+        return self.phone is not None and self.address is not None and self.address.room is not None
+
+
+def remember(session: Session, sender_id: str, *, name: Optional[str] = None, phone: Optional[str] = None,
+             address: Optional[Address] = None) -> Resident:
+    """Create or update the resident's profile with whatever is given (inside the caller's transaction)."""
+    resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
+    if resident is None:
+        resident = Resident(sender_id=sender_id)
+        session.add(resident)
+    if name:
+        resident.name = name[:64]
+    if phone:
+        resident.phone = phone
+    if address is not None and address.building is not None:
+        resident.community, resident.building = address.community, address.building
+        resident.unit, resident.room = address.unit, address.room
+    resident.updated_at = utcnow()
+    session.flush()
+    return resident
+
+
+def profile(factory: sessionmaker, sender_id: str) -> Optional[Profile]:
+    """The stored profile of this sender, or None for a first-time resident."""
+    with unit_of_work(factory) as session:
+        r = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
+        if r is None:
+            return None
+        addr = Address(r.community, r.building, r.unit, r.room) if r.building is not None else None
+        return Profile(name=r.name, phone=r.phone, address=addr)

@@ -1,0 +1,59 @@
+"""Volunteer sign-ups: one registration per phone and team; the team lead is told."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from bot import messages
+from bot.errors import NotFound
+from bot.notify import outbox
+from bot.phone import mask_phone
+from bot.services import residents
+from bot.store.db import unit_of_work
+from bot.store.models import VolunteerRegistration, VolunteerTeam
+from bot.teams import Team
+
+
+@dataclass(frozen=True)
+class SignupResult:
+    """The outcome of a sign-up: the team, and whether it was new."""
+
+    team_name: str
+    lead_name: str
+    created: bool
+
+
+def team_values(factory: sessionmaker) -> List[Team]:
+    """The volunteer teams as matcher values."""
+    with unit_of_work(factory) as session:
+        rows = session.query(VolunteerTeam).order_by(VolunteerTeam.number).all()
+        return [Team(number=r.number, colour=r.colour, name=r.name, short=r.short) for r in rows]
+
+
+def sign_up(factory: sessionmaker, sender_id: str, name: str, phone: str, team_number: int) -> SignupResult:
+    """Register the resident for the team unless this phone is already in it."""
+    try:
+        with unit_of_work(factory) as session:
+            team = session.query(VolunteerTeam).filter_by(number=team_number).one_or_none()
+            if team is None:
+                raise NotFound("no such team", team=team_number)
+            lead_name = team.lead.name if team.lead else "队长"
+            existing = session.query(VolunteerRegistration).filter_by(team_id=team.id, phone=phone).one_or_none()
+            if existing is not None:
+                return SignupResult(team.name, lead_name, created=False)
+            session.add(VolunteerRegistration(team_id=team.id, name=name[:64], phone=phone, sender_id=sender_id))
+            residents.remember(session, sender_id, name=name, phone=phone)
+            mentions = [team.lead.wecom_userid] if team.lead and team.lead.wecom_userid else []
+            outbox.enqueue(session, group=team.group, purpose="volunteer", mentions=mentions,
+                           content=messages.volunteer_card(team.name, name, mask_phone(phone)))
+            session.flush()
+            return SignupResult(team.name, lead_name, created=True)
+    except IntegrityError:
+        # The same phone signed up concurrently: the other request won.
+        with unit_of_work(factory) as session:
+            team = session.query(VolunteerTeam).filter_by(number=team_number).one()
+            return SignupResult(team.name, team.lead.name if team.lead else "队长", created=False)

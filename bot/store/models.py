@@ -1,0 +1,240 @@
+"""SQLAlchemy models for the community, residents, tickets and the notification outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Index,
+)
+from sqlalchemy.orm import declarative_base, relationship
+
+# Stable constraint names so Alembic migrations work the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
+
+
+def utcnow() -> dt.datetime:
+    """Current UTC time without tzinfo (stored naive, always UTC)."""
+    return dt.datetime.utcnow().replace(microsecond=0)
+
+
+class Estate(Base):
+    """A housing estate (小区) of the community with its building layout."""
+
+    __tablename__ = "estates"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(64), nullable=False, unique=True)
+    aliases = Column(JSON, nullable=False, default=list)
+    property_managed = Column(Boolean, nullable=False, default=True)
+    units = Column(Integer, nullable=False)
+    floors = Column(Integer, nullable=False)
+    rooms_per_floor = Column(Integer, nullable=False)
+    buildings = relationship("Building", back_populates="estate", order_by="Building.number")
+
+
+class ChatGroup(Base):
+    """A WeCom group that a group robot posts into."""
+
+    __tablename__ = "chat_groups"
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), nullable=False, unique=True)
+    name = Column(String(128), nullable=False)
+    kind = Column(String(16), nullable=False)  # property | grid | building | office | team
+    webhook_key = Column(String(128), nullable=True)
+
+
+class Staff(Base):
+    """A grid worker, grid leader, property manager, duty officer or team lead."""
+
+    __tablename__ = "staff"
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), nullable=False, unique=True)
+    name = Column(String(64), nullable=False)
+    role = Column(String(32), nullable=False)
+    phone = Column(String(32), nullable=True)
+    wecom_userid = Column(String(64), nullable=True)
+    on_duty = Column(Boolean, nullable=False, default=False)
+
+
+class Grid(Base):
+    """A grid (网格): a set of buildings with its leader, members and groups."""
+
+    __tablename__ = "grids"
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), nullable=False, unique=True)
+    name = Column(String(64), nullable=False)
+    leader_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
+    group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
+    property_group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
+    member_keys = Column(JSON, nullable=False, default=list)
+    leader = relationship("Staff", foreign_keys=[leader_id])
+    group = relationship("ChatGroup", foreign_keys=[group_id])
+    property_group = relationship("ChatGroup", foreign_keys=[property_group_id])
+
+
+class Building(Base):
+    """One building of an estate, mapped to its grid and its residents' group."""
+
+    __tablename__ = "buildings"
+    __table_args__ = (UniqueConstraint("estate_id", "number", name="uq_buildings_estate_number"),)
+    id = Column(Integer, primary_key=True)
+    estate_id = Column(Integer, ForeignKey("estates.id"), nullable=False)
+    number = Column(Integer, nullable=False)
+    grid_id = Column(Integer, ForeignKey("grids.id"), nullable=True)
+    group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
+    estate = relationship("Estate", back_populates="buildings")
+    grid = relationship("Grid")
+    group = relationship("ChatGroup")
+
+
+class Resident(Base):
+    """A resident known by their WeChat/REST sender id, with the profile they gave."""
+
+    __tablename__ = "residents"
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(128), nullable=False, unique=True)
+    name = Column(String(64), nullable=True)
+    phone = Column(String(32), nullable=True)
+    community = Column(String(64), nullable=True)
+    building = Column(Integer, nullable=True)
+    unit = Column(Integer, nullable=True)
+    room = Column(Integer, nullable=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Ticket(Base):
+    """A leak, repair, help or feedback request and where it stands."""
+
+    __tablename__ = "tickets"
+    id = Column(Integer, primary_key=True)
+    number = Column(String(32), nullable=False, unique=True)  # HG-YYYYMMDD-NNNN
+    kind = Column(String(16), nullable=False)  # leak | repair | help | feedback
+    priority = Column(String(16), nullable=False, default="normal")  # urgent | normal
+    status = Column(String(16), nullable=False, default="open")  # open | accepted | resolved | cancelled
+    sender_id = Column(String(128), nullable=False, index=True)
+    resident_id = Column(Integer, ForeignKey("residents.id"), nullable=True)
+    community = Column(String(64), nullable=True)
+    building = Column(Integer, nullable=True)
+    unit = Column(Integer, nullable=True)
+    room = Column(Integer, nullable=True)
+    facility = Column(String(64), nullable=True)
+    description = Column(Text, nullable=False)
+    contact_name = Column(String(64), nullable=True)
+    contact_phone = Column(String(32), nullable=True)
+    grid_id = Column(Integer, ForeignKey("grids.id"), nullable=True)
+    assignee_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    grid = relationship("Grid")
+    assignee = relationship("Staff")
+    events = relationship("TicketEvent", back_populates="ticket", order_by="TicketEvent.id")
+
+
+class TicketEvent(Base):
+    """One append-only entry of a ticket's history: who did what, when."""
+
+    __tablename__ = "ticket_events"
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False, index=True)
+    at = Column(DateTime, nullable=False, default=utcnow)
+    actor = Column(String(128), nullable=False)
+    kind = Column(String(32), nullable=False)  # opened | notified | cancelled | accepted | note | resolved
+    detail = Column(Text, nullable=True)
+    ticket = relationship("Ticket", back_populates="events")
+
+
+class ClinicEvent(Base):
+    """A free clinic (义诊) or health event."""
+
+    __tablename__ = "clinic_events"
+    id = Column(Integer, primary_key=True)
+    title = Column(String(128), nullable=False)
+    date = Column(Date, nullable=False, index=True)
+    start = Column(String(8), nullable=False)
+    end = Column(String(8), nullable=False)
+    place = Column(String(128), nullable=False)
+    specialties = Column(JSON, nullable=False, default=list)
+    services = Column(Text, nullable=False, default="")
+    bring = Column(Text, nullable=False, default="")
+    organizer = Column(String(128), nullable=True)
+
+
+class VolunteerTeam(Base):
+    """A volunteer team residents can join."""
+
+    __tablename__ = "volunteer_teams"
+    id = Column(Integer, primary_key=True)
+    number = Column(Integer, nullable=False, unique=True)
+    colour = Column(String(16), nullable=False)
+    name = Column(String(64), nullable=False, unique=True)
+    short = Column(String(32), nullable=False)
+    lead_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
+    group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
+    lead = relationship("Staff")
+    group = relationship("ChatGroup")
+
+
+class VolunteerRegistration(Base):
+    """A resident's sign-up for a volunteer team (one per phone and team)."""
+
+    __tablename__ = "volunteer_registrations"
+    __table_args__ = (UniqueConstraint("team_id", "phone", name="uq_volunteer_registrations_team_phone"),)
+    id = Column(Integer, primary_key=True)
+    team_id = Column(Integer, ForeignKey("volunteer_teams.id"), nullable=False)
+    name = Column(String(64), nullable=False)
+    phone = Column(String(32), nullable=False)
+    sender_id = Column(String(128), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    team = relationship("VolunteerTeam")
+
+
+class Handoff(Base):
+    """A conversation handed to a person; the assistant is silent until released."""
+
+    __tablename__ = "handoffs"
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(128), nullable=False, index=True)
+    reason = Column(Text, nullable=True)
+    started_at = Column(DateTime, nullable=False, default=utcnow)
+    released_at = Column(DateTime, nullable=True)
+    released_by = Column(String(128), nullable=True)
+
+
+class Notification(Base):
+    """One outbox message for a WeCom group robot (delivered by the dispatcher)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(16), nullable=False, default="wecom_robot")
+    group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
+    webhook_key = Column(String(128), nullable=True)
+    purpose = Column(String(32), nullable=False)  # new_ticket | pause_water | handoff | volunteer | cancelled
+    payload = Column(JSON, nullable=False)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    status = Column(String(16), nullable=False, default="pending")  # pending | sent | failed | undelivered
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False, default=utcnow)
+    last_error = Column(Text, nullable=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime, nullable=True)
+    group = relationship("ChatGroup")

@@ -1,0 +1,121 @@
+"""Starts the real stack (fake WeCom, action server, Rasa, dispatcher) on free ports for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from bot.config import Settings
+from bot.runner import Supervisor, _wait_http, tracker_env
+from bot.services.community import load_community, read_community
+from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """A running stack and how to reach it."""
+
+    settings: Settings
+    supervisor: Supervisor
+    wecom_log: Path
+    token: str
+
+    @property
+    def rest_url(self) -> str:
+        """The REST channel's webhook."""
+        return f"{self.settings.rasa_url}/webhooks/rest/webhook"
+
+    def say(self, sender: str, text: str, timeout: float = 30) -> List[Dict[str, Any]]:
+        """Send one message over REST and return the bot's replies."""
+        body = json.dumps({"sender": sender, "message": text}).encode("utf-8")
+        req = urllib.request.Request(self.rest_url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - local server
+            return json.loads(resp.read().decode("utf-8"))
+
+    def wecom_messages(self) -> List[Dict[str, Any]]:
+        """Everything the fake WeCom robot accepted so far."""
+        if not self.wecom_log.is_file():
+            return []
+        return [json.loads(line) for line in self.wecom_log.read_text(encoding="utf-8").splitlines() if line]
+
+    def healthy(self) -> bool:
+        """True while every process runs and Rasa answers."""
+        if any(p.poll() is not None for p in self.supervisor.procs.values()):
+            return False
+        try:
+            with urllib.request.urlopen(f"{self.settings.rasa_url}/", timeout=5) as resp:  # noqa: S310
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop every process."""
+        self.supervisor.stop()
+
+
+def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, today=None) -> Stack:
+    """Migrate a fresh database, load the demo community and start every process; waits until ready."""
+    import datetime as dt
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_url = database_url or f"sqlite:///{workdir / 'hg.db'}"
+    migrate(db_url)
+    engine = make_engine(db_url)
+    with unit_of_work(make_session_factory(engine)) as session:
+        load_community(session, read_community(Path(__file__).resolve().parents[2] / "data" / "community"),
+                       today or dt.date.today())
+    engine.dispose()
+    ports = {"HG_RASA_PORT": free_port(), "HG_ACTION_PORT": free_port()}
+    wecom_port = free_port()
+    token = secrets.token_urlsafe(12)
+    env = dict(os.environ, DATABASE_URL=db_url, HG_VAR_DIR=str(workdir), HG_DISPATCH_INTERVAL="0.2",
+               WECOM_WEBHOOK_URL=f"http://127.0.0.1:{wecom_port}/cgi-bin/webhook/send", HG_RASA_TOKEN=token,
+               TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", **{k: str(v) for k, v in ports.items()})
+    settings = Settings.from_env(env)
+    env.update(tracker_env(settings))
+    sup = Supervisor()
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    py = sys.executable
+    wecom_log = logs / "wecom.jsonl"
+    sup.start("fake-wecom", [py, "-m", "bot.devtools.fake_wecom", "--port", str(wecom_port), "--log",
+                             str(wecom_log)], env, logs / "fake_wecom.out")
+    sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)], env,
+              logs / "actions.log")
+    sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
+    sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", "endpoints.yml",
+                       "--credentials", "credentials.yml", "--port", str(settings.rasa_port), "--enable-api",
+                       "--auth-token", token], env, logs / "rasa.log")
+    procs = list(sup.procs.values())
+    ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
+          and _wait_http(f"{settings.rasa_url}/", 300, procs)
+          and _wait_http(f"http://127.0.0.1:{wecom_port}/", 30, procs))
+    if not ok:
+        sup.stop()
+        tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs.glob("*") if p.is_file())
+        raise RuntimeError(f"stack did not start\n{tails}")
+    # Rasa answers / before the model is fully warm; one round trip makes the first test's timing honest.
+    stack = Stack(settings=settings, supervisor=sup, wecom_log=wecom_log, token=token)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            stack.say("warm-up", "你好")
+            break
+        except OSError:
+            time.sleep(1)
+    return stack

@@ -1,0 +1,113 @@
+"""End to end: the real action server, Rasa server and dispatcher with a local fake WeCom robot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from bot.store.db import make_engine, make_session_factory, unit_of_work
+from bot.store.models import Notification, Ticket, TicketEvent
+from tests.e2e.stack import Stack, start_stack
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(trained_model, tmp_path_factory.mktemp("stack"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def sessions(stack: Stack):
+    engine = make_engine(stack.settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _text(replies) -> str:
+    return "\n".join(r.get("text", "") for r in replies)
+
+
+def _wait_for(predicate, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+def test_leak_reported_over_rest_opens_ticket_and_reaches_the_property_group(stack: Stack, sessions) -> None:
+    first = _text(stack.say("e2e-leak", "洗衣机下水管堵了，阳台都是水"))
+    assert "进水阀" in first and "地址" in first
+    assert "电话" in _text(stack.say("e2e-leak", "吉利花园3号楼2单元501"))
+    receipt = _text(stack.say("e2e-leak", "13812345678"))
+    assert "工单号：HG-" in receipt and "王建国" in receipt
+
+    with unit_of_work(sessions) as s:
+        ticket = s.query(Ticket).filter_by(sender_id="e2e-leak").one()
+        assert (ticket.kind, ticket.priority, ticket.status) == ("leak", "urgent", "open")
+        assert (ticket.community, ticket.building, ticket.unit, ticket.room) == ("吉利花园", 3, 2, 501)
+        assert ticket.contact_phone == "13812345678" and ticket.number in receipt
+        assert [e.kind for e in s.query(TicketEvent).filter_by(ticket_id=ticket.id).order_by(TicketEvent.id)] == [
+            "opened", "notified"]
+        number = ticket.number
+
+    def delivered():
+        return [m for m in stack.wecom_messages() if number in m["payload"]["markdown"]["content"]]
+
+    cards = _wait_for(lambda: len(delivered()) >= 2 and delivered())
+    assert cards, "no webhook delivery for the ticket"
+    content = cards[0]["payload"]["markdown"]["content"]
+    assert cards[0]["payload"]["msgtype"] == "markdown"
+    assert "<@WangJianGuo>" in content and "138****5678" in content and "13812345678" not in content
+    assert _wait_for(lambda: [m for m in stack.wecom_messages() if "暂停用水" in m["payload"]["markdown"]["content"]])
+    with unit_of_work(sessions) as s:
+        statuses = {n.status for n in s.query(Notification).join(Ticket).filter(Ticket.number == number)}
+    assert statuses == {"sent"}
+
+
+def test_handoff_silences_the_assistant_until_released(stack: Stack) -> None:
+    assert "值班" in _text(stack.say("e2e-handoff", "我要找真人，转人工"))
+    assert stack.say("e2e-handoff", "你好？有人吗") == []
+    env_cmd = [sys.executable, "-m", "bot", "handoff", "release", "e2e-handoff"]
+    import os
+
+    env = dict(os.environ, DATABASE_URL=stack.settings.database_url, HG_RASA_PORT=str(stack.settings.rasa_port),
+               HG_RASA_TOKEN=stack.token, HG_VAR_DIR=str(stack.settings.var_dir))
+    done = subprocess.run(env_cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert stack.say("e2e-handoff", "你好") != []
+
+
+BAD_INPUTS = {
+    "empty": "",
+    "whitespace": "   \n\t  ",
+    "very long": "漏水" * 2500,
+    "emoji only": "😀😀🙏🙏",
+    "english": "Hello, is anyone there? My sink is broken.",
+    "sql": "'; DROP TABLE tickets; -- 1号楼",
+    "control characters": "\x00\x01\x07\x1b[31m报修\x7f",
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_gets_an_answer_and_writes_nothing_half_done(stack: Stack, sessions, name: str) -> None:
+    with unit_of_work(sessions) as s:
+        before = (s.query(Ticket).count(), s.query(TicketEvent).count(), s.query(Notification).count())
+    replies = stack.say(f"e2e-bad-{name.replace(' ', '-')}", BAD_INPUTS[name])
+    assert replies and all(r.get("text") for r in replies), replies
+    assert stack.healthy()
+    with unit_of_work(sessions) as s:
+        tickets = s.query(Ticket).count()
+        after = (tickets, s.query(TicketEvent).count(), s.query(Notification).count())
+    # A message alone never completes a form, so no ticket, event or notification may appear.
+    assert after == before

@@ -1,0 +1,47 @@
+"""Helpers shared by tests: the demo community in a database, and rasa_sdk trackers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, List, Optional
+
+from rasa_sdk import Tracker
+from sqlalchemy.orm import sessionmaker
+
+from actions import deps
+from bot.config import PROJECT_ROOT, Settings
+from bot.services.community import load_community, read_community
+from bot.store.db import make_engine, make_session_factory, unit_of_work
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, 0)  # 20:00 in Tianjin
+
+
+def community_db(database_url: str, today: dt.date = NOW.date()) -> sessionmaker:
+    """A session factory over `database_url` with the demo community loaded."""
+    factory = make_session_factory(make_engine(database_url))
+    with unit_of_work(factory) as session:
+        load_community(session, read_community(PROJECT_ROOT / "data" / "community"), today)
+    return factory
+
+
+def use_deps(database_url: str, tmp_path: Any, now: dt.datetime = NOW) -> deps.Deps:
+    """Point the actions at a fresh demo-community database and a fixed clock."""
+    settings = Settings.from_env({"DATABASE_URL": database_url, "HG_VAR_DIR": str(tmp_path)})
+    d = deps.Deps(settings=settings, sessions=community_db(database_url, now.date()), now=lambda: now)
+    deps.use(d)
+    return d
+
+
+def tracker(text: str = "", intent: str = "inform", sender: str = "resident-1", slots: Optional[Dict[str, Any]] = None,
+            active_loop: Optional[str] = None, events: Optional[List[Dict[str, Any]]] = None,
+            entities: Optional[List[Dict[str, Any]]] = None,
+            ranking: Optional[List[Dict[str, Any]]] = None) -> Tracker:
+    """A rasa_sdk tracker whose latest message is `text` classified as `intent`."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": entities or [],
+              "intent_ranking": ranking or [{"name": intent, "confidence": 0.9}]}
+    all_events = list(events or [])
+    if active_loop:
+        all_events.append({"event": "active_loop", "name": active_loop})
+    all_events.append({"event": "user", "text": text, "parse_data": latest})
+    return Tracker(sender, dict(slots or {}), latest, all_events, False, None,
+                   {"name": active_loop} if active_loop else {}, "action_listen")
