@@ -2,6 +2,8 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Rasa must not send telemetry or error reports anywhere.
+export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: setup run test test-fast validate train nlu-eval bench lock clean
 

@@ -39,8 +39,8 @@ async def _profile(tracker: Tracker) -> Optional[residents.Profile]:
     return await asyncio.to_thread(residents.profile, deps.get().sessions, tracker.sender_id)
 
 
-class _TicketFormValidator(FormValidationAction):
-    """Shared slot logic of the ticket forms; subclasses say how much address they need."""
+class TicketFormSlots:
+    """Shared slot logic of the ticket forms (a mixin: rasa_sdk registers every Action subclass)."""
 
     require_unit = True
     require_room = True
@@ -139,21 +139,21 @@ class _TicketFormValidator(FormValidationAction):
         return {"phone": None}
 
 
-class ValidateLeakForm(_TicketFormValidator):
+class ValidateLeakForm(TicketFormSlots, FormValidationAction):
     """Leak reports need the full home address."""
 
     def name(self) -> Text:
         return "validate_leak_form"
 
 
-class ValidateHelpForm(_TicketFormValidator):
+class ValidateHelpForm(TicketFormSlots, FormValidationAction):
     """Help requests need the full home address."""
 
     def name(self) -> Text:
         return "validate_help_form"
 
 
-class ValidateRepairForm(_TicketFormValidator):
+class ValidateRepairForm(TicketFormSlots, FormValidationAction):
     """Repairs of shared facilities need only the estate and building."""
 
     require_unit = False
@@ -163,7 +163,7 @@ class ValidateRepairForm(_TicketFormValidator):
         return "validate_repair_form"
 
 
-class ValidateVolunteerForm(_TicketFormValidator):
+class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
     """Volunteer sign-up: team, name and phone (the stored name and phone may be confirmed)."""
 
     def name(self) -> Text:

@@ -92,3 +92,11 @@ class Settings:
             rasa_token=merged.get("HG_RASA_TOKEN") or None,
             extra={k: v for k, v in merged.items() if k.startswith("HG_")},
         )
+
+
+def rasa_env(base: Optional[Mapping[str, str]] = None, **extra: str) -> Dict[str, str]:
+    """Environment for Rasa processes: no telemetry or error reports leave the machine, less TF noise."""
+    env = dict(os.environ if base is None else base)
+    env.update(RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env.update(extra)
+    return env

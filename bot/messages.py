@@ -110,3 +110,6 @@ def handoff_card(sender_id: str, last_message: str) -> str:
     """WeCom markdown asking the duty staff to take over a conversation."""
     return (f"### 居民请求转人工\n> 会话：{sender_id}\n> 最后一句：{last_message or '（无）'}\n"
             f"请值班人员接手；处理完后执行 `python -m bot handoff release {sender_id}` 交还给助手。")
+
+EMPTY_MESSAGE = "您好像发了一条空消息。有什么需要帮忙的？可以直接说，比如“家里漏水了”“最近有义诊吗”。"
+TURN_FAILED = "抱歉，系统刚才出了点问题，您的消息没有处理完。请稍后再发一次，或回复“转人工”。"

@@ -9,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import PROJECT_ROOT, Settings, rasa_env
 
 FAKE_WECOM_PORT = 5099
 
@@ -57,7 +58,11 @@ def _wait_http(url: str, timeout: float, procs: List[subprocess.Popen]) -> bool:
             with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - local health check
                 if resp.status < 500:
                     return True
-        except Exception:  # noqa: BLE001 - not up yet
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return True  # it answers, even if not on this path
+            time.sleep(0.5)
+        except OSError:  # not listening yet
             time.sleep(0.5)
     return False
 
@@ -99,7 +104,7 @@ def run(settings: Settings, model: Path) -> int:
     """Start everything, print how to talk to it, and wait for Ctrl-C."""
     logs = settings.var_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, **tracker_env(settings), TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env = rasa_env(**tracker_env(settings))
     token = settings.rasa_token or secrets.token_urlsafe(16)
     (settings.var_dir / "rasa_token").write_text(token, encoding="utf-8")
     os.chmod(settings.var_dir / "rasa_token", 0o600)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-from bot.config import PROJECT_ROOT
+from bot.config import PROJECT_ROOT, rasa_env
 
 # Everything a trained model depends on. data/community is database content, not training data.
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/stories", "data/dict")
@@ -57,7 +57,7 @@ def ensure_model(root: Path = PROJECT_ROOT, models_dir: Optional[Path] = None, q
            "--data", *TRAINING_DATA, "--out", str(target.parent), "--fixed-model-name", target.name[:-7],
            # Rasa's cache does not see jieba dictionary edits; our fingerprint does, so train from scratch.
            "--force"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env = rasa_env()
     result = subprocess.run(cmd, cwd=root, env=env)
     if result.returncode != 0 or not target.is_file():
         raise SystemExit(f"model: training failed (exit {result.returncode})")

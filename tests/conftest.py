@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from bot.store.db import make_engine, make_session_factory, migrate
+from bot.training import ensure_model
 
 PG_ADMIN_URL = os.environ.get("HG_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -97,3 +98,9 @@ def session_factory(database_url: str) -> Iterator[sessionmaker]:
     engine = make_engine(database_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """Path of the model for the current training data, training it (once) when needed."""
+    return ensure_model(quiet=True)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Tracker
 from sqlalchemy.orm import sessionmaker
 
 from actions import deps
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import PROJECT_ROOT, Settings, rasa_env
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 
@@ -45,3 +49,17 @@ def tracker(text: str = "", intent: str = "inform", sender: str = "resident-1", 
     all_events.append({"event": "user", "text": text, "parse_data": latest})
     return Tracker(sender, dict(slots or {}), latest, all_events, False, None,
                    {"name": active_loop} if active_loop else {}, "action_listen")
+
+
+REPORTS = PROJECT_ROOT / "reports"
+
+
+def quiet_env(**extra: str) -> Dict[str, str]:
+    """Environment for Rasa subprocesses: less TensorFlow noise."""
+    return rasa_env(**extra)
+
+
+def run_rasa(args: List[str], timeout: int = 900, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
+    """Run `python -m rasa ARGS` and return the finished process (output captured)."""
+    return subprocess.run([sys.executable, "-m", "rasa", *args], cwd=cwd, env=quiet_env(), capture_output=True,
+                          text=True, timeout=timeout)

@@ -12,7 +12,7 @@ import pytest
 
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 from bot.store.models import Notification, Ticket, TicketEvent
-from tests.e2e.stack import Stack, start_stack
+from bot.devtools.stack import Stack, start_stack
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.model.conftest import quiet_env
+from tests.helpers import quiet_env
 
 pytestmark = pytest.mark.slow
 

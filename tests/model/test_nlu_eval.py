@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.model.conftest import REPORTS, run_rasa
+from tests.helpers import REPORTS, run_rasa
 
 pytestmark = pytest.mark.slow
 MIN_MACRO_F1 = 0.90

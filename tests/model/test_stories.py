@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.model.conftest import REPORTS, run_rasa
+from tests.helpers import REPORTS, run_rasa
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from bot.config import Settings
+from bot.config import PROJECT_ROOT, Settings, rasa_env
 from bot.runner import Supervisor, _wait_http, tracker_env
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
@@ -77,15 +77,15 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     migrate(db_url)
     engine = make_engine(db_url)
     with unit_of_work(make_session_factory(engine)) as session:
-        load_community(session, read_community(Path(__file__).resolve().parents[2] / "data" / "community"),
+        load_community(session, read_community(PROJECT_ROOT / "data" / "community"),
                        today or dt.date.today())
     engine.dispose()
     ports = {"HG_RASA_PORT": free_port(), "HG_ACTION_PORT": free_port()}
     wecom_port = free_port()
     token = secrets.token_urlsafe(12)
-    env = dict(os.environ, DATABASE_URL=db_url, HG_VAR_DIR=str(workdir), HG_DISPATCH_INTERVAL="0.2",
+    env = rasa_env(DATABASE_URL=db_url, HG_VAR_DIR=str(workdir), HG_DISPATCH_INTERVAL="0.2",
                WECOM_WEBHOOK_URL=f"http://127.0.0.1:{wecom_port}/cgi-bin/webhook/send", HG_RASA_TOKEN=token,
-               TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore", **{k: str(v) for k, v in ports.items()})
+               **{k: str(v) for k, v in ports.items()})
     settings = Settings.from_env(env)
     env.update(tracker_env(settings))
     sup = Supervisor()
@@ -98,8 +98,8 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)], env,
               logs / "actions.log")
     sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-    sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", "endpoints.yml",
-                       "--credentials", "credentials.yml", "--port", str(settings.rasa_port), "--enable-api",
+    sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+                       "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port", str(settings.rasa_port), "--enable-api",
                        "--auth-token", token], env, logs / "rasa.log")
     procs = list(sup.procs.values())
     ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)

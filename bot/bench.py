@@ -1,0 +1,178 @@
+"""`make bench`: load the REST channel with simulated residents and report latency, throughput and memory."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import aiohttp
+
+from bot.config import PROJECT_ROOT
+
+# One resident's conversation; residents loop over it until the message budget is spent.
+SCRIPT = [
+    "你好",
+    "最近有义诊吗",
+    "有没有眼科的",
+    "社区办公时间是几点",
+    "洗衣机下水管堵了，阳台都是水",
+    "吉利花园{building}号楼{unit}单元{room}",
+    "138{tail:08d}",
+    "我报的修怎么样了",
+    "谢谢",
+    "再见",
+]
+
+
+def percentile(values: List[float], q: float) -> float:
+    """The q-th percentile (0–100) by nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[index]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process and its children, in MB."""
+    total = 0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+async def resident(session: aiohttp.ClientSession, url: str, number: int, budget: "Budget",
+                   latencies: List[float], errors: List[str]) -> None:
+    """One simulated resident talking until the shared budget is used up."""
+    step = 0
+    conversation = 0
+    while budget.take():
+        template = SCRIPT[step % len(SCRIPT)]
+        if step % len(SCRIPT) == 0:
+            conversation += 1
+        text = template.format(building=1 + number % 6, unit=1 + number % 3, room=101 + (number % 6) * 100,
+                               tail=number * 1000 + conversation)
+        sender = f"bench-{number}-{conversation}"
+        started = time.perf_counter()
+        try:
+            async with session.post(url, json={"sender": sender, "message": text}) as resp:
+                body = await resp.json(content_type=None)
+                if resp.status != 200 or not isinstance(body, list):
+                    errors.append(f"HTTP {resp.status}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            errors.append(type(exc).__name__)
+        latencies.append((time.perf_counter() - started) * 1000)
+        step += 1
+
+
+class Budget:
+    """A shared count of messages still to send."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def take(self) -> bool:
+        """Take one message from the budget; False when none is left."""
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+async def load(url: str, messages: int, concurrency: int) -> Tuple[List[float], List[str], float]:
+    """Send `messages` messages from `concurrency` residents; returns latencies (ms), errors, seconds."""
+    latencies: List[float] = []
+    errors: List[str] = []
+    budget = Budget(messages)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(resident(session, url, n, budget, latencies, errors) for n in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return latencies, errors, elapsed
+
+
+def train_time() -> float:
+    """Seconds to train the model from scratch into a scratch folder."""
+    from bot.training import ensure_model
+
+    with tempfile.TemporaryDirectory() as scratch:
+        started = time.perf_counter()
+        ensure_model(models_dir=Path(scratch))
+        return time.perf_counter() - started
+
+
+def report_rest(stack, messages: int, concurrency: int) -> Dict[str, float]:
+    """Run the REST load against a running stack and return the figures."""
+    rasa_pid = stack.supervisor.procs["rasa"].pid
+    peak = [0.0]
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], peak_rss_mb(rasa_pid))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    latencies, errors, elapsed = asyncio.run(load(stack.rest_url, messages, concurrency))
+    stop.set()
+    watcher.join()
+    return {"messages": len(latencies), "concurrency": concurrency, "p50_ms": percentile(latencies, 50),
+            "p95_ms": percentile(latencies, 95), "p99_ms": percentile(latencies, 99),
+            "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+            "msgs_per_s": len(latencies) / elapsed if elapsed else 0.0, "errors": len(errors),
+            "rasa_peak_rss_mb": max(peak[0], peak_rss_mb(rasa_pid))}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Train (timed), start the stack, run the load, print and save the figures."""
+    from bot.devtools.stack import start_stack
+    from bot.training import ensure_model
+
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--skip-train", action="store_true", help="do not time a training from scratch")
+    args = parser.parse_args(argv)
+
+    figures: Dict[str, object] = {}
+    if not args.skip_train:
+        figures["training_s"] = round(train_time(), 1)
+        print(f"training from scratch: {figures['training_s']} s", flush=True)
+    model = ensure_model(quiet=True)
+    with tempfile.TemporaryDirectory() as work:
+        stack = start_stack(model, Path(work))
+        try:
+            rest = report_rest(stack, args.messages, args.concurrency)
+        finally:
+            stack.stop()
+    figures["rest"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in rest.items()}
+    print(json.dumps(figures, ensure_ascii=False, indent=2))
+    out = PROJECT_ROOT / "reports" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
+    targets = [rest["p95_ms"] <= 150, rest["msgs_per_s"] >= 40, rest["errors"] == 0, rest["rasa_peak_rss_mb"] <= 1200]
+    print("targets (p95 ≤ 150 ms, ≥ 40 msg/s, 0 errors, RSS ≤ 1.2 GB): " + ("all met" if all(targets) else "NOT all met"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Rasa input channels: glue between the outside wire formats and the assistant."""
