@@ -28,6 +28,16 @@ def _reset() -> List[Dict[Text, Any]]:
     return [SlotSet(slot, None) for slot in FORM_SLOTS]
 
 
+def _ticket_number(tracker: Tracker) -> str:
+    """The ticket number from the ticket_id slot (button payloads) or the message text."""
+    return (tickets.find_ticket_number(tracker.get_slot("ticket_id") or "")
+            or tickets.find_ticket_number(tracker.latest_message.get("text") or "") or "")
+
+
+def _line(view: tickets.TicketView) -> str:
+    return messages.ticket_line(view.number, view.kind, view.status, view.handler, view.created_at, view.address)
+
+
 def _form_that_just_ended(tracker: Tracker) -> str:
     for event in reversed(tracker.events):
         if event.get("event") == "active_loop" and event.get("name") in FORM_KINDS:
@@ -94,8 +104,7 @@ class ActionCheckTicket(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
         d = deps.get()
-        number = tickets.find_ticket_number(tracker.get_slot("ticket_id") or "") or tickets.find_ticket_number(
-            tracker.latest_message.get("text") or "")
+        number = _ticket_number(tracker)
         if number:
             try:
                 views = [await asyncio.to_thread(tickets.ticket_of, d.sessions, tracker.sender_id, number)]
@@ -108,7 +117,7 @@ class ActionCheckTicket(Action):
             if not views:
                 dispatcher.utter_message(text=messages.NO_OPEN_TICKETS)
                 return [SlotSet("ticket_id", None)]
-        lines = [messages.ticket_line(v.number, v.kind, v.status, v.handler, v.created_at, v.address) for v in views]
+        lines = [_line(v) for v in views]
         head = "工单进度：" if number else f"您有 {len(views)} 个未办结的工单："
         dispatcher.utter_message(text=head + "\n" + "\n".join(lines))
         return [SlotSet("ticket_id", None)]
@@ -122,8 +131,7 @@ class ActionCancelTicket(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
         d = deps.get()
-        number = tickets.find_ticket_number(tracker.get_slot("ticket_id") or "") or tickets.find_ticket_number(
-            tracker.latest_message.get("text") or "")
+        number = _ticket_number(tracker)
         if number:
             try:
                 view = await asyncio.to_thread(tickets.cancel, d.sessions, tracker.sender_id, number, d.now())
@@ -140,11 +148,11 @@ class ActionCancelTicket(Action):
         elif len(views) == 1:
             v = views[0]
             dispatcher.utter_message(
-                text=f"要取消这个工单吗？\n{messages.ticket_line(v.number, v.kind, v.status, v.handler, v.created_at, v.address)}",
+                text=f"要取消这个工单吗？\n{_line(v)}",
                 buttons=[{"title": "确认取消", "payload": f'/cancel_ticket{{"ticket_id": "{v.number}"}}'},
                          {"title": "先不取消", "payload": "/deny"}])
         else:
-            lines = "\n".join(messages.ticket_line(v.number, v.kind, v.status, v.handler, v.created_at, v.address)
+            lines = "\n".join(_line(v)
                               for v in views)
             dispatcher.utter_message(text=f"您有 {len(views)} 个未办结的工单，请回复要取消的工单号，"
                                           f"例如“取消 {views[0].number}”：\n{lines}")

@@ -77,7 +77,7 @@ def clinic_line(title: str, day: dt.date, start: str, end: str, place: str, serv
 def ticket_card(*, number: str, kind: str, priority: str, address: str, grid: Optional[str], contact: str,
                 description: str, facility: Optional[str]) -> str:
     """WeCom markdown for a new ticket (phones already masked)."""
-    head = f'<font color="warning">【紧急】</font>' if priority == "urgent" else ""
+    head = '<font color="warning">【紧急】</font>' if priority == "urgent" else ""
     lines = [f"### {head}{KIND_LABELS.get(kind, '工单')} {number}",
              f"> 地址：{address}", f"> 联系人：{contact}"]
     if facility:

@@ -104,3 +104,31 @@ def session_factory(database_url: str) -> Iterator[sessionmaker]:
 def trained_model() -> Path:
     """Path of the model for the current training data, training it (once) when needed."""
     return ensure_model(quiet=True)
+
+
+REDIS_TEST_URL = os.environ.get("HG_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The local Redis (database 13, flushed), started when it is installed but not running."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+                        "--appendonly", "no"], check=False, capture_output=True)
+        for _ in range(20):
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                import time
+
+                time.sleep(0.25)
+        else:
+            pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} and could not be started")
+    client.flushdb()
+    return REDIS_TEST_URL

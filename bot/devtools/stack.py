@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import socket
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
-from bot.runner import Supervisor, _wait_http, tracker_env
+from bot.runner import Supervisor, _wait_http, endpoints_file, tracker_env
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
 
@@ -68,7 +67,8 @@ class Stack:
         self.supervisor.stop()
 
 
-def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, today=None) -> Stack:
+def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, today=None,
+                redis_url: Optional[str] = None) -> Stack:
     """Migrate a fresh database, load the demo community and start every process; waits until ready."""
     import datetime as dt
 
@@ -86,6 +86,8 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     env = rasa_env(DATABASE_URL=db_url, HG_VAR_DIR=str(workdir), HG_DISPATCH_INTERVAL="0.2",
                WECOM_WEBHOOK_URL=f"http://127.0.0.1:{wecom_port}/cgi-bin/webhook/send", HG_RASA_TOKEN=token,
                **{k: str(v) for k, v in ports.items()})
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     settings = Settings.from_env(env)
     env.update(tracker_env(settings))
     sup = Supervisor()
@@ -98,7 +100,7 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)], env,
               logs / "actions.log")
     sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-    sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", str(PROJECT_ROOT / "endpoints.yml"),
+    sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
                        "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port", str(settings.rasa_port), "--enable-api",
                        "--auth-token", token], env, logs / "rasa.log")
     procs = list(sup.procs.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
@@ -220,7 +220,3 @@ def cancel(factory: sessionmaker, sender_id: str, number: str, now: Optional[dt.
         session.flush()
         return _view(ticket)
 
-
-def open_numbers(views: Sequence[TicketView]) -> List[str]:
-    """Ticket numbers of the views, in order."""
-    return [v.number for v in views]

@@ -1,0 +1,60 @@
+"""Production mode: tickets and conversations in PostgreSQL, Redis as Rasa's lock store."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from bot.devtools.stack import Stack, start_stack
+from bot.store.db import make_engine, make_session_factory, unit_of_work
+from bot.store.models import Ticket
+from tests.conftest import PG_ADMIN_URL, ensure_postgres
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[str]:
+    ensure_postgres()
+    name = f"hg_e2e_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def prod_stack(trained_model: Path, pg_database: str, redis_url: str,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(trained_model, tmp_path_factory.mktemp("prod"), database_url=pg_database,
+                          redis_url=redis_url)
+    yield running
+    running.stop()
+
+
+def test_leak_in_production_mode_is_stored_in_postgresql_with_a_redis_lock_store(
+        prod_stack: Stack, pg_database: str, redis_url: str) -> None:
+    prod_stack.say("prod-1", "楼上往下漏水，天花板都湿了")
+    prod_stack.say("prod-1", "金穗园2号楼1单元1503")
+    receipt = "".join(r.get("text", "") for r in prod_stack.say("prod-1", "13912345678"))
+    assert "工单号：HG-" in receipt
+    engine = make_engine(pg_database)
+    with unit_of_work(make_session_factory(engine)) as s:
+        ticket = s.query(Ticket).filter_by(sender_id="prod-1").one()
+        assert (ticket.community, ticket.building, ticket.unit, ticket.room) == ("金穗园", 2, 1, 1503)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM events WHERE sender_id = 'prod-1'")).scalar()
+    engine.dispose()
+    assert stored > 5, "the conversation is not in the PostgreSQL tracker store"
+    db = redis_url.rsplit("/", 1)[1]
+    clients = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/0").client_list()
+    assert any(c.get("db") == db for c in clients), "Rasa holds no connection to the Redis lock store"
