@@ -55,7 +55,13 @@ class Settings:
     rasa_port: int
     action_port: int
     rasa_token: Optional[str]
-    extra: Dict[str, str] = field(default_factory=dict)
+    extra: Dict[str, str] = field(default_factory=dict, repr=False)  # may hold tokens
+    # WeChat Official Account; the secrets stay out of repr() so a logged Settings leaks nothing.
+    wechat_token: Optional[str] = field(default=None, repr=False)
+    wechat_appid: Optional[str] = None
+    wechat_secret: Optional[str] = field(default=None, repr=False)
+    wechat_aes_key: Optional[str] = field(default=None, repr=False)
+    wechat_api_base: str = "https://api.weixin.qq.com"
 
     @property
     def rasa_url(self) -> str:
@@ -91,6 +97,11 @@ class Settings:
             action_port=_int(merged, "HG_ACTION_PORT", 5055),
             rasa_token=merged.get("HG_RASA_TOKEN") or None,
             extra={k: v for k, v in merged.items() if k.startswith("HG_")},
+            wechat_token=merged.get("WECHAT_TOKEN") or None,
+            wechat_appid=merged.get("WECHAT_APPID") or None,
+            wechat_secret=merged.get("WECHAT_SECRET") or None,
+            wechat_aes_key=merged.get("WECHAT_AES_KEY") or None,
+            wechat_api_base=merged.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
         )
 
 
