@@ -55,7 +55,7 @@ class ActionSubmitVolunteer(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
         d = deps.get()
-        teams = await asyncio.to_thread(volunteers.team_values, d.sessions)
+        teams = await d.teams()
         team = next((t for t in teams if t.name == tracker.get_slot("team")), None)
         name, phone = tracker.get_slot("contact_name"), tracker.get_slot("phone")
         if team is None or not name or not phone:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
-from dataclasses import dataclass
-from typing import Callable, Optional
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import sessionmaker
 
+from bot.address import Estate
 from bot.config import Settings
-from bot.store.db import make_engine, make_session_factory
+from bot.services import community, volunteers
+from bot.store.db import make_engine, make_session_factory, unit_of_work
+from bot.teams import Team
+
+# Community layout and teams change only when an admin reloads the community file.
+CACHE_SECONDS = 60.0
 
 
 @dataclass
@@ -21,6 +29,27 @@ class Deps:
     settings: Settings
     sessions: sessionmaker
     now: Callable[[], dt.datetime] = dt.datetime.utcnow
+    _cache: Dict[str, Tuple[float, Any]] = field(default_factory=dict, repr=False)
+
+    async def _cached(self, name: str, load: Callable[[], Any]) -> Any:
+        hit = self._cache.get(name)
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return hit[1]
+        value = await asyncio.to_thread(load)
+        self._cache[name] = (time.monotonic(), value)
+        return value
+
+    async def estates(self) -> List[Estate]:
+        """The estates as address-parser values (cached for a minute)."""
+        def load() -> List[Estate]:
+            with unit_of_work(self.sessions) as session:
+                return community.estates(session)
+
+        return await self._cached("estates", load)
+
+    async def teams(self) -> List[Team]:
+        """The volunteer teams as matcher values (cached for a minute)."""
+        return await self._cached("teams", lambda: volunteers.team_values(self.sessions))
 
     def today(self) -> dt.date:
         """Today's date in the community's time zone."""

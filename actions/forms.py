@@ -13,8 +13,7 @@ from actions import deps
 from bot import messages
 from bot import address as addr
 from bot.phone import mask_phone, normalize_phone
-from bot.services import community, residents, volunteers
-from bot.store.db import unit_of_work
+from bot.services import residents
 from bot.teams import match_team
 
 # Intents that interrupt a form; a rule answers them and the form resumes.
@@ -28,11 +27,6 @@ def _text(tracker: Tracker) -> str:
 
 def _intent(tracker: Tracker) -> str:
     return (tracker.latest_message.get("intent") or {}).get("name") or ""
-
-
-def _estates() -> List[addr.Estate]:
-    with unit_of_work(deps.get().sessions) as session:
-        return community.estates(session)
 
 
 async def _profile(tracker: Tracker) -> Optional[residents.Profile]:
@@ -70,7 +64,7 @@ class TicketFormSlots:
             return {"use_profile": True}
         if _intent(tracker) == "deny":
             return {"use_profile": False}
-        if not addr.parse_address(_text(tracker), _estates()).is_empty() or normalize_phone(_text(tracker)):
+        if not addr.parse_address(_text(tracker), await deps.get().estates()).is_empty() or normalize_phone(_text(tracker)):
             # The resident answered with new details instead of yes/no.
             return {"use_profile": False}
         return {}
@@ -94,7 +88,7 @@ class TicketFormSlots:
         """The address from the message that asked for it, or one volunteered earlier."""
         text = _text(tracker)
         requested = tracker.get_slot("requested_slot")
-        parsed = addr.parse_address(text, _estates())
+        parsed = addr.parse_address(text, await deps.get().estates())
         if requested == "address":
             if _intent(tracker) in INTERRUPTIONS and parsed.building is None:
                 return {}
@@ -106,7 +100,7 @@ class TicketFormSlots:
     async def validate_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> Dict[Text, Any]:
         """Normalise and check the address; re-ask with a concrete hint and a suggestion."""
-        estates = await asyncio.to_thread(_estates)
+        estates = await deps.get().estates()
         directory = addr.BuildingDirectory(estates)
         profile = await _profile(tracker)
         default = profile.address.community if profile and profile.address else None
@@ -203,7 +197,7 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
                 return {}
             return {"team": entity or text}
         if tracker.get_slot("team") is None and (entity or _intent(tracker) == "volunteer_signup"):
-            teams = await asyncio.to_thread(volunteers.team_values, deps.get().sessions)
+            teams = await deps.get().teams()
             found = match_team(entity or text, teams)
             if found is not None:
                 return {"team": found.name}
@@ -212,7 +206,7 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
     async def validate_team(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                             domain: DomainDict) -> Dict[Text, Any]:
         """Resolve the team by number, colour or name; re-ask listing the teams."""
-        teams = await asyncio.to_thread(volunteers.team_values, deps.get().sessions)
+        teams = await deps.get().teams()
         found = match_team(str(value or ""), teams)
         if found is not None:
             return {"team": found.name}
@@ -277,7 +271,7 @@ class ActionAskTeam(Action):
         return "action_ask_team"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
-        teams = await asyncio.to_thread(volunteers.team_values, deps.get().sessions)
+        teams = await deps.get().teams()
         lines = "\n".join(f"{t.number}. {t.name}" for t in teams)
         dispatcher.utter_message(text=f"想加入哪支队伍？回复序号、颜色或队名都可以：\n{lines}")
         return []

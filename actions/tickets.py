@@ -12,7 +12,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
-from actions.forms import _estates
 from bot import address as addr
 from bot import messages
 from bot.errors import HongguanjiaError, InvalidState, NotFound
@@ -57,7 +56,7 @@ class ActionSubmitTicket(Action):
             dispatcher.utter_message(text=messages.TICKET_FAILED)
             return _reset()
         d = deps.get()
-        estates = await asyncio.to_thread(_estates)
+        estates = await d.estates()
         address = addr.parse_address(tracker.get_slot("address") or "", estates)
         request = tickets.TicketRequest(
             kind=kind, sender_id=tracker.sender_id,
