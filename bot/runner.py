@@ -116,7 +116,9 @@ def run(settings: Settings, model: Path) -> int:
     def _stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicit for both: a runner started in the background inherits an ignored SIGINT.
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
         if demo_wecom:
             env["WECOM_WEBHOOK_URL"] = f"http://127.0.0.1:{FAKE_WECOM_PORT}/cgi-bin/webhook/send"
@@ -127,7 +129,7 @@ def run(settings: Settings, model: Path) -> int:
         sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
         sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints",
                            str(endpoints_file(settings)), "--credentials", "credentials.yml", "--port",
-                           str(settings.rasa_port), "--enable-api", "--auth-token", token], env,
+                           str(settings.rasa_port), "--enable-api", f"--auth-token={token}"], env,
                   logs / "rasa.log")
         print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher"
               + (f", local fake WeCom :{FAKE_WECOM_PORT}" if demo_wecom else "") + f" (logs in {logs})", flush=True)

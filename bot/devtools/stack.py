@@ -102,7 +102,7 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
     sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
                        "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port", str(settings.rasa_port), "--enable-api",
-                       "--auth-token", token], env, logs / "rasa.log")
+                       f"--auth-token={token}"], env, logs / "rasa.log")
     procs = list(sup.procs.values())
     ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
           and _wait_http(f"{settings.rasa_url}/", 300, procs)
