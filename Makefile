@@ -29,7 +29,7 @@ test-fast: setup
 	@$(PY) -m pytest -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 bench: setup
-	@$(PY) -m bot.bench
+	@$(PY) -m bot.bench $(BENCH_ARGS)
 
 # Re-resolve requirements.lock from requirements.in in a scratch venv.
 lock:
