@@ -1,4 +1,4 @@
-"""`python -m bot …`: database, community data, training, dispatcher, run, handoff and chat commands."""
+"""`python -m bot …`: database, community data, training, dispatcher, run, handoff, WeChat and chat commands."""
 
 from __future__ import annotations
 
@@ -121,6 +121,72 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"        {i}. {button.get('title')}")
 
 
+MENU_FILE = Path(__file__).resolve().parent.parent / "data" / "wechat" / "menu.json"
+
+
+async def push_menu(settings: Settings, path: Path) -> int:
+    """Replace the Official Account menu with the one in `path` through the menu API."""
+    import aiohttp
+
+    from bot.wechat.client import WeChatClient
+    from bot.wechat.errors import WeChatError
+    from bot.wechat.token import MemoryTokenStore, RedisTokenStore, TokenStore
+
+    if not settings.wechat_appid or not settings.wechat_secret:
+        print("wechat: set WECHAT_APPID and WECHAT_SECRET to push the menu", file=sys.stderr)
+        return 2
+    try:
+        menu = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"wechat: cannot read the menu file {path}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(menu, dict) or not isinstance(menu.get("button"), list):
+        print(f"wechat: {path} must be a JSON object with a \"button\" list", file=sys.stderr)
+        return 2
+    redis_client = None
+    store: TokenStore = MemoryTokenStore()
+    if settings.redis_url:
+        # Share the server's token: a token fetched here would replace (and soon invalidate) the server's.
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.http_timeout)
+        store = RedisTokenStore(redis_client)
+    try:
+        async with aiohttp.ClientSession() as http:
+            client = WeChatClient(http, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base,
+                                  store, settings.http_timeout)
+            await client.create_menu(menu)
+    except WeChatError as exc:
+        print(f"wechat: the menu was not pushed: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        if redis_client is not None:
+            await redis_client.close()
+    print(f"wechat: menu pushed ({len(menu['button'])} top-level buttons from {path})")
+    return 0
+
+
+def cmd_wechat_menu_push(settings: Settings, args: argparse.Namespace) -> int:
+    """Push data/wechat/menu.json (or --file) as the Official Account menu."""
+    return asyncio.run(push_menu(settings, Path(args.file) if args.file else MENU_FILE))
+
+
+def cmd_wechat_failures(settings: Settings, args: argparse.Namespace) -> int:
+    """List replies that could not be delivered to residents (newest first)."""
+    from bot.services.deliveries import recent_failures
+    from bot.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    rows = recent_failures(make_session_factory(engine), args.sender, args.limit)
+    engine.dispose()
+    for row in rows:
+        print(f"{row.created_at:%Y-%m-%d %H:%M:%S}  {row.channel}  {row.sender_id}  errcode={row.errcode}  "
+              f"{row.errmsg}\n    {row.text[:200]!r}")
+    if not rows:
+        print("no undelivered replies")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     parsed = urllib.parse.urlsplit(url)
     if parsed.password:
@@ -146,6 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     rel.add_argument("sender")
     rel.add_argument("--by", default="admin")
     rel.set_defaults(func=cmd_handoff_release)
+    wechat = sub.add_parser("wechat", help="WeChat Official Account").add_subparsers(dest="wechat_command",
+                                                                                     required=True)
+    menu = wechat.add_parser("menu", help="the account menu").add_subparsers(dest="menu_command", required=True)
+    push = menu.add_parser("push", help="push the menu definition with the menu API")
+    push.add_argument("--file", help="menu JSON (default: data/wechat/menu.json)")
+    push.set_defaults(func=cmd_wechat_menu_push)
+    failures = wechat.add_parser("failures", help="replies that could not be delivered to residents")
+    failures.add_argument("--sender", help="only this OpenID")
+    failures.add_argument("--limit", type=int, default=50)
+    failures.set_defaults(func=cmd_wechat_failures)
     chat = sub.add_parser("chat", help="talk to the running assistant")
     chat.add_argument("--sender", default="console-resident")
     chat.set_defaults(func=cmd_chat)
@@ -155,4 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of `python -m bot`."""
     args = build_parser().parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(Settings.from_env(), args) or 0)

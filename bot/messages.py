@@ -113,3 +113,28 @@ def handoff_card(sender_id: str, last_message: str) -> str:
 
 EMPTY_MESSAGE = "您好像发了一条空消息。有什么需要帮忙的？可以直接说，比如“家里漏水了”“最近有义诊吗”。"
 TURN_FAILED = "抱歉，系统刚才出了点问题，您的消息没有处理完。请稍后再发一次，或回复“转人工”。"
+
+# WeChat Official Account channel.
+WECHAT_WELCOME = ("感谢关注！我是红星社区的“红管家”小助手 🏠\n"
+                  "我可以帮您：报修漏水、设施报修、查义诊、报名志愿者、查工单进度、生活帮办、提意见建议；"
+                  "需要找工作人员时说“转人工”就行。\n"
+                  "直接发文字或语音告诉我，也可以点下方菜单。")
+WECHAT_VOICE_UNRECOGNISED = "抱歉，这条语音我没听清。麻烦您打字告诉我，比如“家里漏水了”“最近有义诊吗”。"
+WECHAT_IMAGE_PENDING = ("收到您的照片，已先为您保存。您现在还没有办理中的工单，接下来登记工单时会把照片一并附上。"
+                        "请告诉我是什么问题，比如“1号楼消防柜玻璃碎了”。")
+WECHAT_IMAGE_FAILED = "抱歉，照片没能保存下来。请稍后再发一次，或直接用文字描述情况。"
+WECHAT_UNKNOWN_MENU = "这个菜单项暂时用不了，真抱歉。您可以直接发文字告诉我需要办什么，比如“报修”“查进度”。"
+WECHAT_UNSUPPORTED = "抱歉，这类消息我还看不懂。请发文字或语音告诉我需要办什么，比如“报修”“查义诊”“转人工”。"
+WECHAT_OPTIONS_HINT = "（回复数字即可选择）"
+
+
+def wechat_image_attached(ticket_number: str) -> str:
+    """Tells the resident which ticket their photo was attached to."""
+    return f"收到您的照片，已附到工单 {ticket_number}，处理人员可以直接看到。"
+
+
+def wechat_location_hint(label: str) -> str:
+    """Offers a shared location as an address hint and asks for the rest of the address."""
+    if label.strip():
+        return f"收到您的位置：{label.strip()}。请再告诉我几号楼几单元几室，例如：3号楼2单元501。"
+    return "收到您的位置。请再告诉我小区名称和几号楼几单元几室，例如：吉利花园3号楼2单元501。"

@@ -1,7 +1,8 @@
-"""Residents' profiles (name, address, phone), remembered by sender id across conversations."""
+"""Residents' profiles (name, address, phone) and whether they still follow the account, by sender id."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Optional
 
@@ -53,3 +54,26 @@ def profile(factory: sessionmaker, sender_id: str) -> Optional[Profile]:
             return None
         addr = Address(r.community, r.building, r.unit, r.room) if r.building is not None else None
         return Profile(name=r.name, phone=r.phone, address=addr)
+
+
+def record_unsubscribe(factory: sessionmaker, sender_id: str, now: Optional[dt.datetime] = None) -> None:
+    """Note that the resident unfollowed the Official Account (nothing can reach them until they follow again)."""
+    with unit_of_work(factory) as session:
+        resident = remember(session, sender_id)
+        resident.unsubscribed_at = now or utcnow()
+
+
+def record_subscribe(factory: sessionmaker, sender_id: str) -> None:
+    """Note that the resident follows the Official Account (again)."""
+    with unit_of_work(factory) as session:
+        resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
+        if resident is not None and resident.unsubscribed_at is not None:
+            resident.unsubscribed_at = None
+            resident.updated_at = utcnow()
+
+
+def is_unsubscribed(factory: sessionmaker, sender_id: str) -> bool:
+    """Whether the resident's last recorded follow event was an unfollow."""
+    with unit_of_work(factory) as session:
+        resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
+        return resident is not None and resident.unsubscribed_at is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from bot.address import Address
 from bot.errors import InvalidInput, InvalidState, NotFound
 from bot.notify import outbox
 from bot.phone import mask_phone
-from bot.services import community, residents
+from bot.services import attachments, community, residents
 from bot.store.db import unit_of_work
 from bot.store.models import ChatGroup, Grid, Staff, Ticket, TicketEvent, utcnow
 from bot.triage import needs_water_pause, priority_for
@@ -54,6 +55,7 @@ class TicketView:
     handler: str
     created_at: dt.datetime
     water_pause: bool = False
+    attachments: int = 0  # photos attached when the ticket was opened (sent before it existed)
 
 
 def mask_phones_in(text: str) -> str:
@@ -169,11 +171,12 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
                 session.flush()
                 session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=f"resident:{request.sender_id}",
                                         kind="opened", detail=f"{ticket.kind}/{ticket.priority}"))
+                photos = attachments.attach_pending(session, request.sender_id, ticket, now)
                 told = _enqueue_for_new_ticket(session, ticket, building.group if building else None)
                 session.add(TicketEvent(ticket_id=ticket.id, at=now, actor="system", kind="notified",
                                         detail="、".join(told)))
                 session.flush()
-                return _view(ticket)
+                return dataclasses.replace(_view(ticket), attachments=photos)
         except IntegrityError:
             # Two tickets raced for the same number: take the next one.
             if attempt == 4:

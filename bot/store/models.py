@@ -1,4 +1,4 @@
-"""SQLAlchemy models for the community, residents, tickets and the notification outbox."""
+"""SQLAlchemy models: community, residents, tickets with their photos, the notification outbox, delivery failures."""
 
 from __future__ import annotations
 
@@ -119,6 +119,8 @@ class Resident(Base):
     room = Column(Integer, nullable=True)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    # Set when the resident unfollows the Official Account (nothing reaches them then); cleared on re-follow.
+    unsubscribed_at = Column(DateTime, nullable=True)
 
 
 class Ticket(Base):
@@ -238,3 +240,32 @@ class Notification(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
     sent_at = Column(DateTime, nullable=True)
     group = relationship("ChatGroup")
+
+
+class Attachment(Base):
+    """A photo a resident sent: on a ticket, or pending (no ticket yet) until they open their next one."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_pending", "sender_id", "ticket_id"),)
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(128), nullable=False)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=True, index=True)
+    kind = Column(String(16), nullable=False, default="image")
+    media_id = Column(String(128), nullable=True)  # WeChat keeps uploaded media for 3 days
+    url = Column(Text, nullable=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    attached_at = Column(DateTime, nullable=True)
+    ticket = relationship("Ticket")
+
+
+class DeliveryFailure(Base):
+    """A reply that could not reach a resident (e.g. WeChat 45015: outside the 48-hour window), for staff."""
+
+    __tablename__ = "delivery_failures"
+    id = Column(Integer, primary_key=True)
+    sender_id = Column(String(128), nullable=False, index=True)
+    channel = Column(String(16), nullable=False, default="wechat")
+    errcode = Column(Integer, nullable=True)  # None when the API could not be reached at all
+    errmsg = Column(Text, nullable=False, default="")
+    text = Column(Text, nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)

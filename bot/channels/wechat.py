@@ -1,0 +1,291 @@
+"""The WeChat Official Account channel: signed (and in safe mode encrypted) XML pushes in, WeChat replies out.
+
+Served at /webhooks/wechat/webhook:
+
+- GET  URL verification: `signature` over [token, timestamp, nonce] → `echostr` unchanged, else 403.
+- POST a push in plaintext, compatible or safe mode. Refused before anything else happens: a body over
+  the cap (Content-Length or actual bytes) → 413; a bad signature or a timestamp more than 300 s off
+  → 403; malformed XML/UTF-8 or an `Encrypt` that does not decrypt → 400. A good push is answered
+  within WeChat's 5 s: a passive reply when the assistant is done within `passive_seconds`
+  (HG_WECHAT_PASSIVE_SECONDS, 4 s), otherwise `success` and the reply follows through the
+  customer-service API (failures land in `delivery_failures`). Retries of a push never run a second turn.
+
+Configuration: Rasa reads credentials.yml with `${VAR}` substitution that fails on an unset variable,
+so credentials.yml names this channel without values and `from_credentials` reads the settings
+(WECHAT_TOKEN, WECHAT_APPID, WECHAT_SECRET, WECHAT_AES_KEY, WECHAT_API_BASE, REDIS_URL) itself; keys
+given in credentials.yml (token, appid, secret, aes_key, api_base, redis_url, passive_seconds) win.
+Without WECHAT_TOKEN the server still starts (`make run` needs no WeChat account) and both routes
+answer 503 with the reason: with no token nothing can be verified, and 503 says "not here" honestly
+instead of pretending a signature was wrong. Without WECHAT_APPID/WECHAT_SECRET passive replies work
+and replies that would need the customer-service API are recorded as delivery failures.
+
+The Rasa sender id is the resident's OpenID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
+
+from bot import messages
+from bot.config import Settings
+from bot.services import attachments, deliveries, residents
+from bot.store.db import make_engine, make_session_factory
+from bot.wechat import inbound
+from bot.wechat.delivery import Failure, deliver_parts
+from bot.wechat.envelope import SafeModeUnavailable, open_push, seal_reply, verify_query
+from bot.wechat.errors import DecryptError, MalformedMessage, SignatureError, StaleTimestamp
+from bot.wechat.messages import IncomingMessage, parse_message
+from bot.wechat.options import choose
+from bot.wechat.render import render_messages
+from bot.wechat.responder import Responder
+from bot.wechat.runtime import WeChatConfig, WeChatResources
+
+logger = logging.getLogger(__name__)
+
+NewMessageHandler = Callable[[UserMessage], Awaitable[Any]]
+CREDENTIAL_KEYS = ("token", "appid", "secret", "aes_key", "api_base", "redis_url", "passive_seconds")
+NOT_CONFIGURED = "WeChat channel not configured: set WECHAT_TOKEN (and WECHAT_APPID, WECHAT_SECRET, WECHAT_AES_KEY)"
+DRAIN_SECONDS = 10.0
+
+
+class BodyTooLarge(Exception):
+    """A request body over the channel's cap."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body larger than {limit} bytes")
+        self.limit = limit
+
+
+class WeChatInput(InputChannel):
+    """Rasa input channel for a WeChat Official Account server URL."""
+
+    def __init__(self, config: WeChatConfig, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`clock` is wall time (timestamps, replies); `monotonic` measures the passive-reply budget."""
+        self.config = config
+        self._crypto = config.crypto()  # a malformed EncodingAESKey stops the server at start-up
+        self._clock = clock
+        self._monotonic = monotonic
+        self._resources: Optional[WeChatResources] = None
+        self._responder: Optional[Responder] = None
+        self._engine: Optional[Engine] = None
+        self._sessions: Optional[sessionmaker] = None
+        self._opening = asyncio.Lock()
+
+    @classmethod
+    def name(cls) -> Text:
+        """Served under /webhooks/wechat/."""
+        return "wechat"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WeChatInput":
+        """The channel from credentials.yml keys (optional) over the settings from the environment."""
+        given: Dict[str, Any] = {}
+        for key in CREDENTIAL_KEYS:
+            value = (credentials or {}).get(key)
+            if value is not None:
+                given[key] = float(value) if key == "passive_seconds" else str(value)
+        config = WeChatConfig.from_settings(Settings.from_env(), **given)
+        if not config.configured:
+            logger.warning("WECHAT_TOKEN is not set: /webhooks/wechat/webhook answers 503 until it is")
+        return cls(config)
+
+    def blueprint(self, on_new_message: NewMessageHandler) -> Blueprint:
+        """Routes: GET / (health), GET /webhook (URL verification), POST /webhook (pushes)."""
+        hook = Blueprint("wechat_webhook", __name__)
+
+        @hook.listener("before_server_start")
+        async def open_resources(_app: Any, _loop: Any) -> None:
+            if self.config.configured:
+                await self._open()
+
+        @hook.listener("after_server_stop")
+        async def close_resources(_app: Any, _loop: Any) -> None:
+            await self.close()
+
+        @hook.route("/", methods=["GET"])
+        async def health(_request: Request) -> HTTPResponse:
+            return response.json({"status": "ok" if self.config.configured else "not configured"})
+
+        @hook.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            if not self.config.configured:
+                return response.text(NOT_CONFIGURED, status=503)
+            query = _query(request)
+            try:
+                verify_query(query, self.config.token or "", self._clock(), self.config.timestamp_window)
+            except (SignatureError, StaleTimestamp) as exc:
+                return _refuse(request, 403, exc)
+            return response.text(query.get("echostr", ""))
+
+        @hook.route("/webhook", methods=["POST"], stream=True)
+        async def receive(request: Request) -> HTTPResponse:
+            return await self._receive(request, on_new_message)
+
+        return hook
+
+    async def _receive(self, request: Request, on_new_message: NewMessageHandler) -> HTTPResponse:
+        deadline = self._monotonic() + self.config.passive_seconds
+        if not self.config.configured:
+            return response.text(NOT_CONFIGURED, status=503)
+        query = _query(request)
+        cap = self.config.max_body_bytes
+        try:
+            _check_declared_length(request, cap)
+            verify_query(query, self.config.token or "", self._clock(), self.config.timestamp_window)
+            push = open_push(query, await _read_body(request, cap), self._crypto, cap)
+            message = parse_message(push.fields)
+        except BodyTooLarge as exc:
+            return _refuse(request, 413, exc)
+        except (SignatureError, StaleTimestamp) as exc:
+            return _refuse(request, 403, exc)
+        except (MalformedMessage, DecryptError) as exc:
+            return _refuse(request, 400, exc)
+        except SafeModeUnavailable as exc:
+            return _refuse(request, 503, exc)
+        responder = await self._open()
+        route = inbound.route(message)
+        work = functools.partial(self._handle, route, message, on_new_message)
+        key = f"{message.to_user}:{message.dedupe_key}"
+        reply = await responder.respond(key, message.from_user, work, deadline)
+        if reply is None:
+            return response.text("success")
+        now = int(self._clock())
+        body = seal_reply(push, message.reply_text(reply, now), self._crypto, now, query.get("nonce", ""))
+        return response.text(body, content_type="application/xml; charset=utf-8")
+
+    async def _handle(self, route: inbound.Route, message: IncomingMessage, on_new_message: NewMessageHandler) -> str:
+        """Carry out one route and return the reply text ("" for none)."""
+        openid = message.from_user
+        if isinstance(route, inbound.ToAssistant):
+            return await self._converse(route, openid, on_new_message)
+        if isinstance(route, inbound.Reply):
+            return route.text
+        if isinstance(route, inbound.AttachImage):
+            return await self._attach(route, openid)
+        if isinstance(route, inbound.Subscribed):
+            await self._note(residents.record_subscribe, openid)
+            return route.welcome
+        if isinstance(route, inbound.Unsubscribed):
+            await self._note(residents.record_unsubscribe, openid)
+            logger.info("WeChat resident %s unfollowed the account", openid)
+        return ""
+
+    async def _note(self, record: Callable[[sessionmaker, str], None], openid: str) -> None:
+        """Record a follow/unfollow; a database failure is logged and the resident still answered."""
+        try:
+            await asyncio.to_thread(record, self._session_factory(), openid)
+        except SQLAlchemyError:
+            logger.exception("follow state of %s not recorded", openid)
+
+    async def _converse(self, route: inbound.ToAssistant, openid: str, on_new_message: NewMessageHandler) -> str:
+        resources = self._require_resources()
+        text = route.text
+        if route.typed:
+            text = choose(text, await resources.options.recall(openid)) or text
+        collector = CollectingOutputChannel()
+        await on_new_message(UserMessage(text, collector, openid, input_channel=self.name()))
+        rendered = render_messages(collector.messages)
+        await resources.options.remember(openid, rendered.options)
+        return rendered.text
+
+    async def _attach(self, route: inbound.AttachImage, openid: str) -> str:
+        try:
+            result = await asyncio.to_thread(attachments.attach_image, self._session_factory(), openid,
+                                             route.media_id, route.pic_url)
+        except SQLAlchemyError:
+            logger.exception("photo from %s not saved", openid)
+            return messages.WECHAT_IMAGE_FAILED
+        if result.ticket_number is None:
+            return messages.WECHAT_IMAGE_PENDING
+        return messages.wechat_image_attached(result.ticket_number)
+
+    async def _deliver(self, openid: str, parts: Sequence[str]) -> None:
+        await deliver_parts(self._require_resources().client, openid, parts, self._record_failure)
+
+    async def _record_failure(self, failure: Failure) -> None:
+        try:
+            await asyncio.to_thread(deliveries.record_failure, self._session_factory(), failure.sender_id, "wechat",
+                                    failure.errcode, failure.errmsg, failure.text)
+        except SQLAlchemyError:
+            logger.exception("undelivered reply to %s could not be recorded either", failure.sender_id)
+
+    async def _open(self) -> Responder:
+        """Open the per-process resources (database engine, HTTP, Redis, stores) once: at start-up or first push."""
+        if self._responder is None:
+            async with self._opening:
+                if self._responder is None:
+                    self._session_factory()  # the engine connects lazily; creating it here keeps it off the hot path
+                    self._resources = await WeChatResources.open(self.config)
+                    self._responder = Responder(self._resources.dedupe, self._deliver, clock=self._monotonic)
+        return self._responder
+
+    def _require_resources(self) -> WeChatResources:
+        if self._resources is None:
+            raise RuntimeError("WeChat channel resources are not open")
+        return self._resources
+
+    def _session_factory(self) -> sessionmaker:
+        if self._sessions is None:
+            database_url = self.config.database_url or Settings.from_env().database_url
+            self._engine = make_engine(database_url)
+            self._sessions = make_session_factory(self._engine)
+        return self._sessions
+
+    async def close(self) -> None:
+        """Finish (or cancel) pending replies, then close the HTTP session, Redis and the database engine."""
+        if self._responder is not None:
+            await self._responder.drain(DRAIN_SECONDS)
+        if self._resources is not None:
+            await self._resources.close()
+        if self._engine is not None:
+            self._engine.dispose()
+        self._resources = self._responder = None
+        self._engine = self._sessions = None
+
+
+def _query(request: Request) -> Dict[str, str]:
+    return {key: str(request.args.get(key, "")) for key in request.args}
+
+
+def _check_declared_length(request: Request, cap: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdecimal() and int(declared) > cap:
+        raise BodyTooLarge(cap)
+
+
+async def _read_body(request: Request, cap: int) -> bytes:
+    """The body, read in chunks and abandoned as soon as it passes `cap` (chunked bodies have no length)."""
+    if request.stream is None:  # not a streaming route (already read by Sanic)
+        if len(request.body) > cap:
+            raise BodyTooLarge(cap)
+        return request.body
+    chunks = []
+    total = 0
+    async for chunk in request.stream:
+        total += len(chunk)
+        if total > cap:
+            raise BodyTooLarge(cap)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse(request: Request, status: int, exc: Exception) -> HTTPResponse:
+    # The reason names the check that failed (never a token, signature or body content).
+    reason = getattr(exc, "message", None) or str(exc)
+    code = getattr(exc, "code", type(exc).__name__)
+    logger.warning("refused WeChat %s from %s with %d: %s (%s)", request.method, request.ip, status, code, reason)
+    return response.text({400: "bad request", 403: "forbidden", 413: "payload too large",
+                          503: "service unavailable"}[status], status=status)

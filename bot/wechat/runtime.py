@@ -1,0 +1,124 @@
+"""The channel's configuration and its per-process resources: HTTP session, API client, Redis and the stores.
+
+`WeChatResources.open` is called once (in a server start-up listener, or lazily on the first push) and
+`close` on shutdown. One API client means one `AccessTokenManager` for the process; with Redis the token,
+the dedupe claims and the numbered options are shared by every process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import aiohttp
+
+from bot.config import Settings
+from bot.wechat.client import DEFAULT_API_BASE, WeChatClient
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.dedupe import DedupeStore, MemoryDedupeStore, RedisDedupeStore
+from bot.wechat.options import MemoryOptionStore, OptionStore, RedisOptionStore
+from bot.wechat.token import MemoryTokenStore, RedisTokenStore, TokenStore
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "WeChatConfig", "WeChatResources"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024  # WeChat pushes are a few hundred bytes
+
+
+@dataclass(frozen=True)
+class WeChatConfig:
+    """What the channel needs to know; secrets stay out of repr()."""
+
+    token: Optional[str] = field(default=None, repr=False)
+    appid: Optional[str] = None
+    secret: Optional[str] = field(default=None, repr=False)
+    aes_key: Optional[str] = field(default=None, repr=False)
+    api_base: str = DEFAULT_API_BASE
+    redis_url: Optional[str] = field(default=None, repr=False)  # may carry a password
+    database_url: Optional[str] = field(default=None, repr=False)
+    passive_seconds: float = 4.0
+    http_timeout: float = 5.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    timestamp_window: int = 300
+
+    def __post_init__(self) -> None:
+        if not 0 < self.passive_seconds < 5:
+            raise ValueError("the passive-reply budget (HG_WECHAT_PASSIVE_SECONDS) must be above 0 and below "
+                             f"WeChat's 5 seconds, got {self.passive_seconds}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "WeChatConfig":
+        """The configuration from the settings, with `overrides` (None/empty values are ignored) on top."""
+        values = dict(
+            token=settings.wechat_token, appid=settings.wechat_appid, secret=settings.wechat_secret,
+            aes_key=settings.wechat_aes_key, api_base=settings.wechat_api_base, redis_url=settings.redis_url,
+            database_url=settings.database_url, passive_seconds=settings.wechat_passive_seconds,
+            http_timeout=settings.http_timeout)
+        values.update({k: v for k, v in overrides.items() if v not in (None, "")})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def configured(self) -> bool:
+        """Whether pushes can be verified at all (a token is set)."""
+        return bool(self.token)
+
+    @property
+    def can_send(self) -> bool:
+        """Whether customer-service messages can be sent (appid and secret are set)."""
+        return bool(self.appid and self.secret)
+
+    def crypto(self) -> Optional[MessageCrypto]:
+        """The message crypto for safe/compatible mode, or None without an EncodingAESKey; ValueError if invalid."""
+        if not self.aes_key:
+            return None
+        if not self.token or not self.appid:
+            raise ValueError("WECHAT_AES_KEY needs WECHAT_TOKEN and WECHAT_APPID as well")
+        return MessageCrypto(self.token, self.aes_key, self.appid)
+
+
+@dataclass
+class WeChatResources:
+    """Everything the channel keeps open while the server runs."""
+
+    dedupe: DedupeStore
+    options: OptionStore
+    client: Optional[WeChatClient] = None
+    http: Optional[aiohttp.ClientSession] = None
+    redis: Optional[Any] = None
+
+    @classmethod
+    async def open(cls, config: WeChatConfig) -> "WeChatResources":
+        """Create the HTTP session, the API client (with appid and secret) and the Redis-backed stores if configured."""
+        redis_client = None
+        token_store: TokenStore = MemoryTokenStore()
+        dedupe: DedupeStore = MemoryDedupeStore()
+        options: OptionStore = MemoryOptionStore()
+        if config.redis_url:
+            import redis.asyncio as aioredis
+
+            redis_client = aioredis.Redis.from_url(config.redis_url, socket_timeout=config.http_timeout,
+                                                   socket_connect_timeout=config.http_timeout)
+            token_store = RedisTokenStore(redis_client)
+            dedupe = RedisDedupeStore(redis_client)
+            options = RedisOptionStore(redis_client)
+        http = None
+        client = None
+        if config.can_send:
+            http = aiohttp.ClientSession()
+            client = WeChatClient(http, config.appid or "", config.secret or "", config.api_base, token_store,
+                                  config.http_timeout)
+        log.info("WeChat channel ready (%s stores, customer-service API %s)",
+                 "Redis" if redis_client is not None else "memory", "on" if client else "off")
+        return cls(dedupe=dedupe, options=options, client=client, http=http, redis=redis_client)
+
+    async def close(self) -> None:
+        """Close the HTTP session and the Redis connection pool."""
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        if self.redis is not None:
+            await self.redis.close()
+            await self.redis.connection_pool.disconnect()
+            self.redis = None
