@@ -37,6 +37,15 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         raise ValueError(f"setting {key} must be a whole number, got {raw!r}") from exc
 
 
+def _flag(env: Mapping[str, str], key: str) -> bool:
+    raw = (env.get(key) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"setting {key} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the runtime needs to know about its environment."""
@@ -65,6 +74,9 @@ class Settings:
     # How long a WeChat push may wait for the assistant before we answer `success` and reply later
     # through the customer-service API (WeChat gives up after 5 s).
     wechat_passive_seconds: float = 4.0
+    # The WeChat-style web chat page (HG_WEBCHAT=1): a local/demo tool, and it serves only on the demo
+    # account's credentials with a local fake WeChat API (bot/channels/webchat.py).
+    webchat: bool = False
 
     @property
     def rasa_url(self) -> str:
@@ -106,6 +118,7 @@ class Settings:
             wechat_aes_key=merged.get("WECHAT_AES_KEY") or None,
             wechat_api_base=merged.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
             wechat_passive_seconds=float(merged.get("HG_WECHAT_PASSIVE_SECONDS") or 4.0),
+            webchat=_flag(merged, "HG_WEBCHAT"),
         )
 
 

@@ -138,3 +138,6 @@ def wechat_location_hint(label: str) -> str:
     if label.strip():
         return f"收到您的位置：{label.strip()}。请再告诉我几号楼几单元几室，例如：3号楼2单元501。"
     return "收到您的位置。请再告诉我小区名称和几号楼几单元几室，例如：吉利花园3号楼2单元501。"
+
+# The WeChat-style web chat page (what WeChat itself shows when an account's server fails to answer).
+WEBCHAT_SERVICE_UNAVAILABLE = "该公众号暂时无法提供服务，请稍后再试"

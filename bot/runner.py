@@ -1,4 +1,8 @@
-"""`make run`: start the action server, the Rasa server and the dispatcher together; Ctrl-C stops all."""
+"""`make run`: start the action server, the Rasa server and the dispatcher together; Ctrl-C stops all.
+
+Without WECHAT_TOKEN (environment or .env) the WeChat channel runs on the demo account (bot/wechat/demo.py,
+safe mode) against a local fake WeChat API on FAKE_WECHAT_PORT, and the web chat page is switched on.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,27 @@ from typing import Dict, List, Optional
 from bot.config import PROJECT_ROOT, Settings, rasa_env
 
 FAKE_WECOM_PORT = 5099
+FAKE_WECHAT_PORT = 5098
+
+
+def demo_wechat_env() -> Dict[str, str]:
+    """The environment that runs the WeChat channel on the demo account, the local fake API and the web chat page."""
+    from bot.wechat.demo import demo_env
+
+    return {**demo_env(f"http://127.0.0.1:{FAKE_WECHAT_PORT}"), "HG_WEBCHAT": "1"}
+
+
+def fake_wechat_command(port: int) -> List[str]:
+    """The command that serves the fake WeChat API for the demo account on `port`."""
+    from bot.wechat.demo import DEMO_APPID, DEMO_SECRET
+
+    return [sys.executable, "-m", "bot.devtools.fake_wechat", "--port", str(port), "--appid", DEMO_APPID,
+            "--secret", DEMO_SECRET]
+
+
+def webchat_url(settings: Settings) -> str:
+    """Where the web chat page is served."""
+    return f"{settings.rasa_url}/webhooks/wechat/chat"
 
 
 def tracker_env(settings: Settings) -> Dict[str, str]:
@@ -110,6 +135,7 @@ def run(settings: Settings, model: Path) -> int:
     os.chmod(settings.var_dir / "rasa_token", 0o600)
     env["HG_RASA_TOKEN"] = token
     demo_wecom = "WECOM_WEBHOOK_URL" not in os.environ and "WECOM_WEBHOOK_URL" not in settings.extra
+    demo_wechat = not settings.wechat_token
     sup = Supervisor()
     py = sys.executable
 
@@ -124,6 +150,9 @@ def run(settings: Settings, model: Path) -> int:
             env["WECOM_WEBHOOK_URL"] = f"http://127.0.0.1:{FAKE_WECOM_PORT}/cgi-bin/webhook/send"
             sup.start("fake-wecom", [py, "-m", "bot.devtools.fake_wecom", "--port", str(FAKE_WECOM_PORT),
                                      "--log", str(logs / "fake_wecom.jsonl")], env, logs / "fake_wecom.out")
+        if demo_wechat:
+            env.update(demo_wechat_env())
+            sup.start("fake-wechat", fake_wechat_command(FAKE_WECHAT_PORT), env, logs / "fake_wechat.out")
         sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
                   env, logs / "actions.log")
         sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
@@ -132,11 +161,15 @@ def run(settings: Settings, model: Path) -> int:
                            str(settings.rasa_port), "--enable-api", f"--auth-token={token}"], env,
                   logs / "rasa.log")
         print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher"
-              + (f", local fake WeCom :{FAKE_WECOM_PORT}" if demo_wecom else "") + f" (logs in {logs})", flush=True)
+              + (f", local fake WeCom :{FAKE_WECOM_PORT}" if demo_wecom else "")
+              + (f", local fake WeChat API :{FAKE_WECHAT_PORT} (demo account)" if demo_wechat else "")
+              + f" (logs in {logs})", flush=True)
         if not _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, list(sup.procs.values())) or \
                 not _wait_http(f"{settings.rasa_url}/", 300, list(sup.procs.values())):
             print("failed to start; see the logs in " + str(logs), file=sys.stderr)
             return 1
+        webchat_line = (f"  微信风格网页聊天 / WeChat-style web chat page:  {webchat_url(settings)}\n"
+                        if demo_wechat else "")
         example = json.dumps({"sender": "resident-1", "message": "洗衣机下水管堵了，阳台都是水"}, ensure_ascii=False)
         print(f"""
 红管家已启动 / Hongguanjia is running.
@@ -144,7 +177,7 @@ def run(settings: Settings, model: Path) -> int:
     curl -s {settings.rasa_url}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
       -d '{example}'
   或者交互式 / or interactively:  .venv/bin/python -m bot chat --sender resident-1
-  群消息 / group messages: {logs / 'fake_wecom.jsonl' if demo_wecom else settings.wecom_webhook_url}
+{webchat_line}  群消息 / group messages: {logs / 'fake_wecom.jsonl' if demo_wecom else settings.wecom_webhook_url}
   转人工后交还 / release a handoff:  .venv/bin/python -m bot handoff release resident-1
 按 Ctrl-C 全部停止 / Ctrl-C stops everything.""", flush=True)
         ended = sup.wait()

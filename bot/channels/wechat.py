@@ -20,6 +20,9 @@ instead of pretending a signature was wrong. Without WECHAT_APPID/WECHAT_SECRET 
 and replies that would need the customer-service API are recorded as delivery failures.
 
 The Rasa sender id is the resident's OpenID.
+
+The same blueprint carries the WeChat-style web chat page under /webhooks/wechat/chat (bot/channels/webchat.py):
+off unless HG_WEBCHAT=1, and refused whenever the channel is not on the demo account with a local fake API.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from bot import messages
+from bot.channels.webchat import WebChat
 from bot.config import Settings
 from bot.services import attachments, deliveries, residents
 from bot.store.db import make_engine, make_session_factory
@@ -72,9 +76,11 @@ class WeChatInput(InputChannel):
     """Rasa input channel for a WeChat Official Account server URL."""
 
     def __init__(self, config: WeChatConfig, *, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        """`clock` is wall time (timestamps, replies); `monotonic` measures the passive-reply budget."""
+                 monotonic: Callable[[], float] = time.monotonic, webchat: bool = False) -> None:
+        """`clock` is wall time (timestamps, replies); `monotonic` measures the passive-reply budget;
+        `webchat` asks for the web chat page (HG_WEBCHAT), which still serves only on demo credentials."""
         self.config = config
+        self.webchat = WebChat(config, webchat)
         self._crypto = config.crypto()  # a malformed EncodingAESKey stops the server at start-up
         self._clock = clock
         self._monotonic = monotonic
@@ -97,13 +103,14 @@ class WeChatInput(InputChannel):
             value = (credentials or {}).get(key)
             if value is not None:
                 given[key] = float(value) if key == "passive_seconds" else str(value)
-        config = WeChatConfig.from_settings(Settings.from_env(), **given)
+        settings = Settings.from_env()
+        config = WeChatConfig.from_settings(settings, **given)
         if not config.configured:
             logger.warning("WECHAT_TOKEN is not set: /webhooks/wechat/webhook answers 503 until it is")
-        return cls(config)
+        return cls(config, webchat=settings.webchat)
 
     def blueprint(self, on_new_message: NewMessageHandler) -> Blueprint:
-        """Routes: GET / (health), GET /webhook (URL verification), POST /webhook (pushes)."""
+        """Routes: GET / (health), GET /webhook (URL verification), POST /webhook (pushes), the web chat page."""
         hook = Blueprint("wechat_webhook", __name__)
 
         @hook.listener("before_server_start")
@@ -114,6 +121,7 @@ class WeChatInput(InputChannel):
         @hook.listener("after_server_stop")
         async def close_resources(_app: Any, _loop: Any) -> None:
             await self.close()
+            await self.webchat.close()
 
         @hook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -134,6 +142,7 @@ class WeChatInput(InputChannel):
         async def receive(request: Request) -> HTTPResponse:
             return await self._receive(request, on_new_message)
 
+        self.webchat.mount(hook)
         return hook
 
     async def _receive(self, request: Request, on_new_message: NewMessageHandler) -> HTTPResponse:

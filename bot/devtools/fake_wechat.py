@@ -9,6 +9,9 @@ Endpoints (every answer is HTTP 200 with `{"errcode": …, "errmsg": …}` unles
     POST /cgi-bin/message/template/send?access_token=… → msgid; 43004 for users in `unfollowed_users`,
                                                          40037 for a template outside `template_ids`
     POST /cgi-bin/menu/create?access_token=…           checks button counts, types, names, keys and URLs
+    GET  /devtools/custom-messages?touser=…&after=N    not WeChat's: the accepted customer-service texts to
+         `touser` after sequence number N, `{"messages": [{"seq", "touser", "content", "at"}]}` (the web chat
+         page's inbox reads this)
 
 Access tokens: 41001 without one, 40001 for an unknown or invalidated one, 42001 for an expired one (the
 fake's `clock`, or `expire_tokens()`). Like WeChat, a new fetch does not kill the previous token at once:
@@ -38,6 +41,7 @@ __all__ = [
     "CUSTOM_SEND_PATH",
     "ERRMSGS",
     "Exchange",
+    "INBOX_PATH",
     "MENU_CREATE_PATH",
     "TEMPLATE_SEND_PATH",
     "TOKEN_PATH",
@@ -53,6 +57,7 @@ TOKEN_PATH = "/cgi-bin/token"
 CUSTOM_SEND_PATH = "/cgi-bin/message/custom/send"
 TEMPLATE_SEND_PATH = "/cgi-bin/message/template/send"
 MENU_CREATE_PATH = "/cgi-bin/menu/create"
+INBOX_PATH = "/devtools/custom-messages"
 API_PATHS = (CUSTOM_SEND_PATH, TEMPLATE_SEND_PATH, MENU_CREATE_PATH)
 
 ERRMSGS: Dict[int, str] = {
@@ -189,7 +194,24 @@ class FakeWeChat:
         app.router.add_get(TOKEN_PATH, self._handle_token)
         for path in API_PATHS:
             app.router.add_post(path, self._handle_api)
+        app.router.add_get(INBOX_PATH, self._handle_inbox)
         return app
+
+    def texts_to(self, touser: str, after: int = 0) -> List[Dict[str, Any]]:
+        """Customer-service texts accepted for `touser`, numbered from 1 in arrival order, after `after`."""
+        return [{"seq": seq, "touser": touser, "content": call.payload["text"]["content"], "at": call.at}
+                for seq, call in enumerate(self.messages, start=1)
+                if seq > after and call.payload.get("touser") == touser]
+
+    async def _handle_inbox(self, request: web.Request) -> web.Response:
+        touser = request.query.get("touser", "")
+        try:
+            after = int(request.query.get("after") or 0)
+        except ValueError:
+            return _answer(47001, "after must be a whole number")
+        if not touser:
+            return _answer(40003, ERRMSGS[40003])
+        return _answer(0, "ok", messages=self.texts_to(touser, after))
 
     def _take_scripted(self, path: str) -> Optional[_Scripted]:
         for script in self._scripted:

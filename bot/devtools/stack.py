@@ -1,4 +1,8 @@
-"""Starts the real stack (fake WeCom, action server, Rasa, dispatcher) on free ports for tests and benchmarks."""
+"""Starts the real stack (fake WeCom, action server, Rasa, dispatcher) on free ports for tests and benchmarks.
+
+With `webchat=True` it also starts what `make run` starts without WECHAT_TOKEN: a fake WeChat API, the WeChat
+channel on the demo account (safe mode) and the web chat page.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
-from bot.runner import Supervisor, _wait_http, endpoints_file, tracker_env
+from bot.runner import Supervisor, _wait_http, endpoints_file, fake_wechat_command, tracker_env, webchat_url
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
 
@@ -33,6 +37,12 @@ class Stack:
     supervisor: Supervisor
     wecom_log: Path
     token: str
+    wechat_api_base: Optional[str] = None  # the fake WeChat API, when started with webchat=True
+
+    @property
+    def webchat_url(self) -> str:
+        """The web chat page (serves only when started with webchat=True)."""
+        return webchat_url(self.settings)
 
     @property
     def rest_url(self) -> str:
@@ -68,8 +78,11 @@ class Stack:
 
 
 def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, today=None,
-                redis_url: Optional[str] = None) -> Stack:
-    """Migrate a fresh database, load the demo community and start every process; waits until ready."""
+                redis_url: Optional[str] = None, webchat: bool = False) -> Stack:
+    """Migrate a fresh database, load the demo community and start every process; waits until ready.
+
+    `webchat`: also run the fake WeChat API and put the WeChat channel on the demo account with the web chat page.
+    """
     import datetime as dt
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +101,12 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
                **{k: str(v) for k, v in ports.items()})
     if redis_url:
         env["REDIS_URL"] = redis_url
+    wechat_port = free_port() if webchat else None
+    wechat_api_base = f"http://127.0.0.1:{wechat_port}" if wechat_port else None
+    if wechat_api_base:
+        from bot.wechat.demo import demo_env
+
+        env.update(demo_env(wechat_api_base), HG_WEBCHAT="1")
     settings = Settings.from_env(env)
     env.update(tracker_env(settings))
     sup = Supervisor()
@@ -97,6 +116,8 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     wecom_log = logs / "wecom.jsonl"
     sup.start("fake-wecom", [py, "-m", "bot.devtools.fake_wecom", "--port", str(wecom_port), "--log",
                              str(wecom_log)], env, logs / "fake_wecom.out")
+    if wechat_port:
+        sup.start("fake-wechat", fake_wechat_command(wechat_port), env, logs / "fake_wechat.out")
     sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)], env,
               logs / "actions.log")
     sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
@@ -106,13 +127,15 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     procs = list(sup.procs.values())
     ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
           and _wait_http(f"{settings.rasa_url}/", 300, procs)
-          and _wait_http(f"http://127.0.0.1:{wecom_port}/", 30, procs))
+          and _wait_http(f"http://127.0.0.1:{wecom_port}/", 30, procs)
+          and (not wechat_api_base or _wait_http(f"{wechat_api_base}/", 30, procs)))
     if not ok:
         sup.stop()
         tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs.glob("*") if p.is_file())
         raise RuntimeError(f"stack did not start\n{tails}")
     # Rasa answers / before the model is fully warm; one round trip makes the first test's timing honest.
-    stack = Stack(settings=settings, supervisor=sup, wecom_log=wecom_log, token=token)
+    stack = Stack(settings=settings, supervisor=sup, wecom_log=wecom_log, token=token,
+                  wechat_api_base=wechat_api_base)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
