@@ -1,4 +1,4 @@
-"""`make bench`: load the REST channel with simulated residents and report latency, throughput and memory."""
+"""`make bench`: load the REST and WeChat channels with simulated residents; report latency, throughput, memory."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Awaitable, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 
 from bot.config import PROJECT_ROOT
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.demo import DEMO_ACCOUNT, DEMO_AES_KEY, DEMO_APPID, DEMO_TOKEN
+from bot.wechat.simulator import WeChatServerSimulator
 
 # One resident's conversation; residents loop over it until the message budget is spent.
 SCRIPT = [
@@ -58,8 +61,36 @@ def peak_rss_mb(pid: int) -> float:
     return total / 1024
 
 
+Send = Callable[[aiohttp.ClientSession, str, str, str], Awaitable[Optional[bool]]]
+
+
+async def rest_send(session: aiohttp.ClientSession, url: str, sender: str, text: str) -> Optional[bool]:
+    """One message over the REST channel; returns None (REST has no passive/async distinction)."""
+    async with session.post(url, json={"sender": sender, "message": text}) as resp:
+        body = await resp.json(content_type=None)
+        if resp.status != 200 or not isinstance(body, list):
+            raise RuntimeError(f"HTTP {resp.status}")
+    return None
+
+
+def wechat_sender(simulator: WeChatServerSimulator) -> Send:
+    """One message as WeChat would push it (signed, AES-encrypted); returns True when answered passively."""
+    async def send(session: aiohttp.ClientSession, url: str, sender: str, text: str) -> Optional[bool]:
+        push = simulator.text_push(sender, text)
+        async with session.post(url, params=push.query, data=push.body,
+                                headers={"Content-Type": "text/xml"}) as resp:
+            body = await resp.text()
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}")
+        return simulator.open_reply(body, push) is not None
+
+    return send
+
+
 async def resident(session: aiohttp.ClientSession, url: str, number: int, budget: "Budget",
-                   latencies: List[float], errors: List[str], interval: float = 0.0) -> None:
+                   latencies: List[float], errors: List[str], interval: float = 0.0,
+                   send: Optional[Send] = None,
+                   passive: Optional[List[bool]] = None, prefix: str = "bench") -> None:
     """One simulated resident talking until the shared budget is used up.
 
     With `interval` > 0 the resident sends one message every `interval` seconds (waiting for each
@@ -78,16 +109,17 @@ async def resident(session: aiohttp.ClientSession, url: str, number: int, budget
             conversation += 1
         text = template.format(building=1 + number % 6, unit=1 + number % 3, room=101 + (number % 6) * 100,
                                tail=number * 1000 + conversation)
-        sender = f"bench-{number}-{conversation}"
+        sender = f"{prefix}-{number}-{conversation}"
         started = time.perf_counter()
         try:
-            async with session.post(url, json={"sender": sender, "message": text}) as resp:
-                body = await resp.json(content_type=None)
-                if resp.status != 200 or not isinstance(body, list):
-                    errors.append(f"HTTP {resp.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            answered_passively = await (send or rest_send)(session, url, sender, text)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if passive is not None:
+                passive.append(bool(answered_passively) and elapsed_ms <= 4500)
+        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, ValueError) as exc:
             errors.append(type(exc).__name__)
-        latencies.append((time.perf_counter() - started) * 1000)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+        latencies.append(elapsed_ms)
         step += 1
 
 
@@ -105,8 +137,9 @@ class Budget:
         return True
 
 
-async def load(url: str, messages: int, concurrency: int,
-               rate: float = 0.0) -> Tuple[List[float], List[str], float]:
+async def load(url: str, messages: int, concurrency: int, rate: float = 0.0,
+               send: Optional[Send] = None,
+               passive: Optional[List[bool]] = None, prefix: str = "bench") -> Tuple[List[float], List[str], float]:
     """Send `messages` messages from `concurrency` residents (offering `rate` msg/s in all, 0 = as fast as
     replies come); returns latencies (ms), errors and seconds."""
     interval = concurrency / rate if rate else 0.0
@@ -116,7 +149,7 @@ async def load(url: str, messages: int, concurrency: int,
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         started = time.perf_counter()
-        await asyncio.gather(*(resident(session, url, n, budget, latencies, errors, interval)
+        await asyncio.gather(*(resident(session, url, n, budget, latencies, errors, interval, send, passive, prefix)
                                  for n in range(concurrency)))
         elapsed = time.perf_counter() - started
     return latencies, errors, elapsed
@@ -132,8 +165,8 @@ def train_time() -> float:
         return time.perf_counter() - started
 
 
-def report_rest(stack, messages: int, concurrency: int, rate: float = 0.0) -> Dict[str, float]:
-    """Run the REST load against a running stack and return the figures."""
+def report_rest(stack, messages: int, concurrency: int, rate: float = 0.0, channel: str = "rest") -> Dict[str, float]:
+    """Run the load over REST or over the WeChat channel (signed, encrypted XML) and return the figures."""
     rasa_pid = stack.supervisor.procs["rasa"].pid
     peak = [0.0]
     stop = threading.Event()
@@ -145,14 +178,24 @@ def report_rest(stack, messages: int, concurrency: int, rate: float = 0.0) -> Di
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    latencies, errors, elapsed = asyncio.run(load(stack.rest_url, messages, concurrency, rate))
+    passive: List[bool] = []
+    if channel == "wechat":
+        simulator = WeChatServerSimulator(DEMO_TOKEN, DEMO_ACCOUNT, MessageCrypto(DEMO_TOKEN, DEMO_AES_KEY, DEMO_APPID))
+        url = f"{stack.settings.rasa_url}/webhooks/wechat/webhook"
+        latencies, errors, elapsed = asyncio.run(load(url, messages, concurrency, rate, wechat_sender(simulator),
+                                                      passive, prefix=f"o_bench_{int(time.time())}"))
+    else:
+        latencies, errors, elapsed = asyncio.run(load(stack.rest_url, messages, concurrency, rate,
+                                                      prefix=f"bench-{int(time.time())}"))
     stop.set()
     watcher.join()
     return {"messages": len(latencies), "concurrency": concurrency, "offered_msgs_per_s": rate or "unpaced", "p50_ms": percentile(latencies, 50),
             "p95_ms": percentile(latencies, 95), "p99_ms": percentile(latencies, 99),
             "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
             "msgs_per_s": len(latencies) / elapsed if elapsed else 0.0, "errors": len(errors),
-            "rasa_peak_rss_mb": max(peak[0], peak_rss_mb(rasa_pid))}
+            "rasa_peak_rss_mb": max(peak[0], peak_rss_mb(rasa_pid)),
+            **({"passive_within_4_5s_pct": 100.0 * sum(passive) / len(passive) if passive else 0.0}
+               if channel == "wechat" else {})}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -174,16 +217,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"training from scratch: {figures['training_s']} s", flush=True)
     model = ensure_model(quiet=True)
     with tempfile.TemporaryDirectory() as work:
-        stack = start_stack(model, Path(work))
+        stack = start_stack(model, Path(work), webchat=True)  # webchat: the demo WeChat account
         try:
             # Paced: the target scenario (residents wait for each reply, 40 msg/s offered in all).
             paced = report_rest(stack, args.messages, args.concurrency, args.rate)
+            # The same load as signed, encrypted WeChat pushes through the WeChat channel.
+            wechat = report_rest(stack, args.messages, args.concurrency, args.rate, channel="wechat")
             # Unpaced: each resident sends again as soon as it is answered, to find the capacity.
             unpaced = report_rest(stack, args.messages, args.concurrency)
         finally:
             stack.stop()
     figures["rest_paced"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in paced.items()}
     figures["rest_unpaced"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in unpaced.items()}
+    figures["wechat_paced"] = {k: round(v, 1) if isinstance(v, float) else v for k, v in wechat.items()}
+    figures["wechat_over_rest"] = {q: round(wechat[q] / paced[q], 2) if paced[q] else None
+                                   for q in ("p50_ms", "p95_ms", "p99_ms")}
     print(json.dumps(figures, ensure_ascii=False, indent=2))
     out = PROJECT_ROOT / "reports" / "bench.json"
     out.parent.mkdir(exist_ok=True)
@@ -193,6 +241,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "capacity ≥ 40 msg/s (unpaced)": unpaced["msgs_per_s"] >= 40,
         "0 errors": paced["errors"] == 0 and unpaced["errors"] == 0,
         "Rasa RSS ≤ 1.2 GB": max(paced["rasa_peak_rss_mb"], unpaced["rasa_peak_rss_mb"]) <= 1200,
+        "WeChat ≥ 99% answered passively within 4.5 s": wechat["passive_within_4_5s_pct"] >= 99,
+        "WeChat latency ≤ 1.3 × REST (p95)": wechat["p95_ms"] <= 1.3 * paced["p95_ms"],
     }
     for name, met in targets.items():
         print(f"target {name}: {'met' if met else 'NOT met'}")
