@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -43,11 +45,11 @@ def ensure_postgres() -> None:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} and could not be started")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session, dropped afterwards."""
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, and drop it afterwards."""
     ensure_postgres()
-    name = f"hg_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -59,6 +61,13 @@ def postgres_url() -> Iterator[str]:
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session, dropped afterwards."""
+    with fresh_postgres_database("hg_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -109,26 +118,33 @@ def trained_model() -> Path:
 REDIS_TEST_URL = os.environ.get("HG_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
+def ensure_redis(url: str) -> None:
+    """Find the local Redis server at `url`, starting it when it is installed but not running."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        for attempt in range(21):
+            try:
+                client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if attempt == 0:
+                    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
+                                    "--save", "", "--appendonly", "no"], check=False, capture_output=True)
+                time.sleep(0.25)
+        pytest.fail(f"Redis is not reachable at {url} and could not be started")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The local Redis (database 13, flushed), started when it is installed but not running."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
-                        "--appendonly", "no"], check=False, capture_output=True)
-        for _ in range(20):
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                import time
-
-                time.sleep(0.25)
-        else:
-            pytest.fail(f"Redis is not reachable at {REDIS_TEST_URL} and could not be started")
+    ensure_redis(REDIS_TEST_URL)
+    client = redis.Redis.from_url(REDIS_TEST_URL)
     client.flushdb()
+    client.close()
     return REDIS_TEST_URL

@@ -37,6 +37,8 @@ from typing import Any, AsyncIterator, Callable, Collection, Dict, List, Optiona
 
 from aiohttp import web
 
+from bot.devtools.serving import serve_app
+
 __all__ = [
     "CUSTOM_SEND_PATH",
     "ERRMSGS",
@@ -431,15 +433,8 @@ async def running_fake_wechat(
 ) -> AsyncIterator[FakeWeChatServer]:
     """Serve `fake` (a new one by default) on `host`:`port` (0 = a free port) for the block's duration."""
     fake = fake or FakeWeChat()
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_port = runner.addresses[0][1]
+    async with serve_app(fake.app(), host, port) as bound_port:
         yield FakeWeChatServer(fake=fake, host=host, port=bound_port)
-    finally:
-        await runner.cleanup()
 
 
 def _print_call(call: ApiCall) -> None:

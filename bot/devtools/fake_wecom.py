@@ -30,6 +30,7 @@ from typing import Any, AsyncIterator, Callable, Collection, Deque, Dict, List, 
 
 from aiohttp import web
 
+from bot.devtools.serving import serve_app
 from bot.notify.wecom import mask_key
 
 __all__ = [
@@ -227,15 +228,8 @@ async def running_fake_wecom(
 ) -> AsyncIterator[FakeWeComServer]:
     """Serve `fake` (a new one by default) on `host`:`port` (0 = a free port) for the block's duration."""
     fake = fake or FakeWeCom()
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound_port = runner.addresses[0][1]
+    async with serve_app(fake.app(), host, port) as bound_port:
         yield FakeWeComServer(fake=fake, host=host, port=bound_port)
-    finally:
-        await runner.cleanup()
 
 
 def _printer(log_path: Optional[Path]) -> Callable[[ReceivedMessage], None]:

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bot.devtools.stack import Stack, start_stack
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 from bot.store.models import Ticket
-from tests.conftest import PG_ADMIN_URL, ensure_postgres
+from tests.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    ensure_postgres()
-    name = f"hg_e2e_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with fresh_postgres_database("hg_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import time
 import uuid
 from typing import AsyncIterator, List, Optional
 
 import aiohttp
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from bot.devtools.fake_wechat import (
@@ -24,6 +22,7 @@ from bot.devtools.fake_wechat import (
 from bot.wechat.client import WeChatClient
 from bot.wechat.errors import WeChatAPIError, WeChatUnavailable
 from bot.wechat.token import MemoryTokenStore, RedisTokenStore, TokenStore
+from tests.conftest import ensure_redis
 
 APPID = "wx5d2f8e1a9b0c3d4e"
 SECRET = "app-secret-9f8e7d6c5b4a"
@@ -284,22 +283,7 @@ async def test_neither_the_secret_nor_a_token_is_ever_logged(
 @pytest.fixture(scope="session")
 def redis_available() -> str:
     """The local Redis server (database 14), started when it is installed but not running."""
-    probe = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        probe.ping()
-    except redis.exceptions.ConnectionError:
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
-                        "--save", "", "--appendonly", "no"], check=False, capture_output=True)
-        for _ in range(40):
-            try:
-                probe.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"Redis is not reachable at {REDIS_URL} and could not be started")
-    finally:
-        probe.close()
+    ensure_redis(REDIS_URL)
     return REDIS_URL
 
 
