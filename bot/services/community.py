@@ -15,6 +15,7 @@ from bot.store.models import (
     Building,
     ChatGroup,
     ClinicEvent,
+    DutyShift,
     Estate,
     Grid,
     Staff,
@@ -60,7 +61,8 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
     staff = {
         s["key"]: _upsert(session, Staff, "key", s["key"], name=s["name"], role=s["role"],
                           phone=str(s.get("phone") or "") or None, wecom_userid=s.get("wecom_userid"),
-                          on_duty=bool(s.get("on_duty", False)))
+                          on_duty=bool(s.get("on_duty", False)), estates=list(s.get("estates", [])),
+                          active=bool(s.get("active", True)))
         for s in data["staff"]
     }
     estates = {}
@@ -101,6 +103,14 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
     for t in data["volunteer_teams"]:
         _upsert(session, VolunteerTeam, "number", int(t["number"]), colour=t["colour"], name=t["name"],
                 short=t["short"], lead=staff.get(t.get("lead")), group=groups.get(t.get("group")))
+
+    # The roster is replaced as a whole: it is the file's, not edited row by row.
+    session.query(DutyShift).delete(synchronize_session=False)
+    for shift in data.get("duty_roster") or []:
+        if shift.get("staff") not in staff:
+            raise InvalidInput(f"duty_roster names unknown staff {shift.get('staff')!r}", field="duty_roster")
+        session.add(DutyShift(staff=staff[shift["staff"]], weekdays=[int(d) for d in shift.get("weekdays") or []],
+                              start=str(shift["from"]), end=str(shift["to"]), note=shift.get("note")))
 
     clinics = 0
     for c in data.get("clinic_events", []):

@@ -72,6 +72,42 @@ class Staff(Base):
     phone = Column(String(32), nullable=True)
     wecom_userid = Column(String(64), nullable=True)
     on_duty = Column(Boolean, nullable=False, default=False)
+    # Property managers' scope: the estates they look after (names); empty for other roles.
+    estates = Column(JSON, nullable=False, default=list)
+    active = Column(Boolean, nullable=False, default=True)
+    # Console account: argon2 hash, lock-out after repeated failures, a bearer token (sha256) for the API.
+    password_hash = Column(String(255), nullable=True)
+    failed_logins = Column(Integer, nullable=False, default=0)
+    locked_until = Column(DateTime, nullable=True)
+    api_token_hash = Column(String(64), nullable=True, unique=True)
+
+
+class StaffSession(Base):
+    """A signed-in console session; the cookie carries its id, the row its CSRF token and expiry."""
+
+    __tablename__ = "staff_sessions"
+    id = Column(Integer, primary_key=True)
+    sid_hash = Column(String(64), nullable=False, unique=True)
+    staff_id = Column(Integer, ForeignKey("staff.id"), nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    last_seen_at = Column(DateTime, nullable=False, default=utcnow)
+    expires_at = Column(DateTime, nullable=False)
+    revoked_at = Column(DateTime, nullable=True)
+    staff = relationship("Staff")
+
+
+class DutyShift(Base):
+    """One line of the duty roster: who is on duty on which weekdays between two local times."""
+
+    __tablename__ = "duty_shifts"
+    id = Column(Integer, primary_key=True)
+    staff_id = Column(Integer, ForeignKey("staff.id"), nullable=False)
+    weekdays = Column(JSON, nullable=False, default=list)  # 1 = Monday … 7 = Sunday
+    start = Column(String(5), nullable=False)  # "22:00"
+    end = Column(String(5), nullable=False)  # "07:00": before start means the next morning
+    note = Column(String(64), nullable=True)
+    staff = relationship("Staff")
 
 
 class Grid(Base):
@@ -121,6 +157,10 @@ class Resident(Base):
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
     # Set when the resident unfollows the Official Account (nothing reaches them then); cleared on re-follow.
     unsubscribed_at = Column(DateTime, nullable=True)
+    # The resident's last message to the account: customer-service messages are allowed for 48 hours after it.
+    last_inbound_at = Column(DateTime, nullable=True)
+    # "退订提醒": no announcements until "恢复提醒".
+    reminders_off = Column(Boolean, nullable=False, default=False)
 
 
 class Ticket(Base):
@@ -131,7 +171,8 @@ class Ticket(Base):
     number = Column(String(32), nullable=False, unique=True)  # HG-YYYYMMDD-NNNN
     kind = Column(String(16), nullable=False)  # leak | repair | help | feedback
     priority = Column(String(16), nullable=False, default="normal")  # urgent | normal
-    status = Column(String(16), nullable=False, default="open")  # open | accepted | resolved | cancelled
+    # bot/services/lifecycle.py: open | assigned | in_progress | resolved | closed | cancelled
+    status = Column(String(16), nullable=False, default="open")
     sender_id = Column(String(128), nullable=False, index=True)
     resident_id = Column(Integer, ForeignKey("residents.id"), nullable=True)
     community = Column(String(64), nullable=True)
@@ -146,6 +187,16 @@ class Ticket(Base):
     assignee_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
     created_at = Column(DateTime, nullable=False, default=utcnow)
     updated_at = Column(DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    accepted_at = Column(DateTime, nullable=True)
+    due_at = Column(DateTime, nullable=True)  # when it should be resolved by (set on acceptance)
+    resolved_at = Column(DateTime, nullable=True)
+    closed_at = Column(DateTime, nullable=True)
+    resolution = Column(Text, nullable=True)  # what was done
+    last_note = Column(Text, nullable=True)
+    rating = Column(Integer, nullable=True)  # 1-5 from the resident
+    rating_comment = Column(Text, nullable=True)
+    confirmed_at = Column(DateTime, nullable=True)
+    reopened = Column(Integer, nullable=False, default=0)
     grid = relationship("Grid")
     assignee = relationship("Staff")
     events = relationship("TicketEvent", back_populates="ticket", order_by="TicketEvent.id")
@@ -159,8 +210,10 @@ class TicketEvent(Base):
     ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False, index=True)
     at = Column(DateTime, nullable=False, default=utcnow)
     actor = Column(String(128), nullable=False)
-    kind = Column(String(32), nullable=False)  # opened | notified | cancelled | accepted | note | resolved
-    detail = Column(Text, nullable=True)
+    kind = Column(String(32), nullable=False)  # opened | notified | an action of bot/services/lifecycle.py
+    detail = Column(Text, nullable=True)  # the note or reason
+    from_status = Column(String(16), nullable=True)
+    to_status = Column(String(16), nullable=True)
     ticket = relationship("Ticket", back_populates="events")
 
 
@@ -219,15 +272,31 @@ class Handoff(Base):
     started_at = Column(DateTime, nullable=False, default=utcnow)
     released_at = Column(DateTime, nullable=True)
     released_by = Column(String(128), nullable=True)
+    replies = relationship("HandoffReply", back_populates="handoff", order_by="HandoffReply.id")
+
+
+class HandoffReply(Base):
+    """A staff member's answer to a resident during a handoff (sent through the outbox)."""
+
+    __tablename__ = "handoff_replies"
+    id = Column(Integer, primary_key=True)
+    handoff_id = Column(Integer, ForeignKey("handoffs.id"), nullable=False, index=True)
+    staff_id = Column(Integer, ForeignKey("staff.id"), nullable=False)
+    at = Column(DateTime, nullable=False, default=utcnow)
+    text = Column(Text, nullable=False)
+    notification_id = Column(Integer, ForeignKey("notifications.id"), nullable=True)
+    handoff = relationship("Handoff", back_populates="replies")
+    staff = relationship("Staff")
 
 
 class Notification(Base):
-    """One outbox message for a WeCom group robot (delivered by the dispatcher)."""
+    """One outbox message: for a WeCom group robot, or (channel "wechat") for a resident (delivered by the dispatcher)."""
 
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_due", "status", "next_attempt_at"),)
     id = Column(Integer, primary_key=True)
-    channel = Column(String(16), nullable=False, default="wecom_robot")
+    channel = Column(String(16), nullable=False, default="wecom_robot")  # wecom_robot | wechat
+    recipient = Column(String(128), nullable=True)  # the resident's OpenID (channel "wechat")
     group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
     webhook_key = Column(String(128), nullable=True)
     purpose = Column(String(32), nullable=False)  # new_ticket | pause_water | handoff | volunteer | cancelled
@@ -269,3 +338,28 @@ class DeliveryFailure(Base):
     errmsg = Column(Text, nullable=False, default="")
     text = Column(Text, nullable=False)
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+
+
+class Escalation(Base):
+    """An escalation that fired for a ticket; one row per ticket and level, so each fires once."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (UniqueConstraint("ticket_id", "level", name="uq_escalations_ticket_level"),)
+    id = Column(Integer, primary_key=True)
+    ticket_id = Column(Integer, ForeignKey("tickets.id"), nullable=False)
+    level = Column(String(32), nullable=False)  # unaccepted | overdue
+    fired_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class AuditEntry(Base):
+    """A change an admin made to the community model: who, when, before and after."""
+
+    __tablename__ = "audit_log"
+    id = Column(Integer, primary_key=True)
+    at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    actor = Column(String(128), nullable=False)
+    entity = Column(String(32), nullable=False)
+    entity_key = Column(String(128), nullable=False)
+    action = Column(String(16), nullable=False)  # create | update | delete
+    before = Column(JSON, nullable=True)
+    after = Column(JSON, nullable=True)
