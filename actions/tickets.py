@@ -16,6 +16,7 @@ from bot import address as addr
 from bot import messages
 from bot.errors import HongguanjiaError, InvalidState, NotFound
 from bot.services import tickets
+from bot.services.lifecycle import Context
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def _ticket_number(tracker: Tracker) -> str:
 
 
 def _line(view: tickets.TicketView) -> str:
-    return messages.ticket_line(view.number, view.kind, view.status, view.handler, view.created_at, view.address)
+    return messages.ticket_line(view.number, view.kind, view.status, view.handler, view.created_at, view.address,
+                              view.last_note)
 
 
 def _form_that_just_ended(tracker: Tracker) -> str:
@@ -63,7 +65,8 @@ class ActionSubmitTicket(Action):
             description=tracker.get_slot("description") or tracker.latest_message.get("text") or "",
             address=address, contact_phone=tracker.get_slot("phone"), facility=tracker.get_slot("facility"))
         try:
-            view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now())
+            view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now(),
+                                          Context.from_settings(d.settings))
         except HongguanjiaError as exc:
             logger.warning("ticket not opened for %s: %s", tracker.sender_id, exc.message)
             dispatcher.utter_message(text=messages.TICKET_FAILED)
@@ -85,7 +88,8 @@ class ActionSubmitFeedback(Action):
         text = (tracker.latest_message.get("text") or "").strip()
         request = tickets.TicketRequest(kind="feedback", sender_id=tracker.sender_id, description=text)
         try:
-            view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now())
+            view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now(),
+                                          Context.from_settings(d.settings))
         except HongguanjiaError as exc:
             logger.warning("feedback not filed for %s: %s", tracker.sender_id, exc.message)
             dispatcher.utter_message(text=messages.TICKET_FAILED)
@@ -133,7 +137,8 @@ class ActionCancelTicket(Action):
         number = _ticket_number(tracker)
         if number:
             try:
-                view = await asyncio.to_thread(tickets.cancel, d.sessions, tracker.sender_id, number, d.now())
+                view = await asyncio.to_thread(tickets.cancel, d.sessions, tracker.sender_id, number, d.now(),
+                                              Context.from_settings(d.settings))
                 dispatcher.utter_message(text=f"已取消工单 {view.number}，工作人员不会再上门。有需要随时再找我。")
             except NotFound:
                 dispatcher.utter_message(text=f"没有查到您名下的工单 {number}，没有取消任何工单。")

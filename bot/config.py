@@ -46,6 +46,48 @@ def _flag(env: Mapping[str, str], key: str) -> bool:
     raise ValueError(f"setting {key} must be 1 or 0, got {raw!r}")
 
 
+DEFAULT_TEMPLATE_FIELDS = {"number": "keyword1", "status": "keyword2", "detail": "remark"}
+
+
+def _fields(raw: Optional[str]) -> Dict[str, str]:
+    if not raw:
+        return dict(DEFAULT_TEMPLATE_FIELDS)
+    pairs = [p.split("=", 1) for p in raw.split(",") if p.strip()]
+    if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise ValueError(f"setting HG_WECHAT_TEMPLATE_FIELDS must look like number=keyword1,status=keyword2, got {raw!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _clock_time(env: Mapping[str, str], key: str, default: str) -> str:
+    raw = (env.get(key) or default).strip()
+    hours, _, minutes = raw.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60 and len(minutes) == 2):
+        raise ValueError(f"setting {key} must be a time like 22:00, got {raw!r}")
+    return f"{int(hours):02d}:{minutes}"
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    """How long a ticket may wait before someone more senior is told, and when night hours are."""
+
+    urgent_accept_minutes: int = 15  # an urgent ticket nobody accepted
+    normal_accept_hours: int = 24  # a normal ticket nobody accepted
+    urgent_resolve_hours: int = 4  # deadline after acceptance
+    normal_resolve_hours: int = 72
+    night_start: str = "22:00"  # urgent tickets also reach the duty roster's night staff
+    night_end: str = "07:00"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "EscalationSettings":
+        """Read HG_ESCALATE_* and HG_NIGHT_* settings."""
+        return cls(urgent_accept_minutes=_int(env, "HG_ESCALATE_URGENT_ACCEPT_MINUTES", 15),
+                   normal_accept_hours=_int(env, "HG_ESCALATE_NORMAL_ACCEPT_HOURS", 24),
+                   urgent_resolve_hours=_int(env, "HG_RESOLVE_URGENT_HOURS", 4),
+                   normal_resolve_hours=_int(env, "HG_RESOLVE_NORMAL_HOURS", 72),
+                   night_start=_clock_time(env, "HG_NIGHT_START", "22:00"),
+                   night_end=_clock_time(env, "HG_NIGHT_END", "07:00"))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the runtime needs to know about its environment."""
@@ -77,6 +119,14 @@ class Settings:
     # The WeChat-style web chat page (HG_WEBCHAT=1): a local/demo tool, and it serves only on the demo
     # account's credentials with a local fake WeChat API (bot/channels/webchat.py).
     webchat: bool = False
+    # Staff side (bot/services/lifecycle.py, bot/services/escalation.py): deadlines and night hours.
+    escalation: "EscalationSettings" = field(default_factory=lambda: EscalationSettings())
+    # Where WeCom cards link to (a ticket's console page, the handoff inbox).
+    console_link_base: str = "http://127.0.0.1:5010"
+    # WeChat template message for residents outside the 48-hour customer-service window (empty: none set up).
+    wechat_template_id: str = ""
+    # Our fields → the template's keys, e.g. "number=keyword1,status=keyword2,detail=remark".
+    wechat_template_fields: Dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TEMPLATE_FIELDS))
 
     @property
     def rasa_url(self) -> str:
@@ -119,6 +169,10 @@ class Settings:
             wechat_api_base=merged.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
             wechat_passive_seconds=float(merged.get("HG_WECHAT_PASSIVE_SECONDS") or 4.0),
             webchat=_flag(merged, "HG_WEBCHAT"),
+            escalation=EscalationSettings.from_env(merged),
+            console_link_base=(merged.get("HG_CONSOLE_BASE_URL") or "http://127.0.0.1:5010").rstrip("/"),
+            wechat_template_id=merged.get("HG_WECHAT_TEMPLATE_ID") or "",
+            wechat_template_fields=_fields(merged.get("HG_WECHAT_TEMPLATE_FIELDS")),
         )
 
 

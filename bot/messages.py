@@ -8,7 +8,9 @@ from typing import Optional, Sequence
 from bot import address as addr
 
 KIND_LABELS = {"leak": "漏水报修", "repair": "设施报修", "help": "生活帮办", "feedback": "意见建议"}
-STATUS_LABELS = {"open": "已受理，等待处理", "accepted": "处理中", "resolved": "已办结", "cancelled": "已取消"}
+# How a resident sees each lifecycle state (bot/lifecycle.py has the staff's short labels).
+STATUS_LABELS = {"open": "已受理，等待派单", "assigned": "已派单", "in_progress": "处理中",
+                 "resolved": "已办结，待您确认", "closed": "已关闭", "cancelled": "已取消"}
 WEEKDAYS = "一二三四五六日"
 
 # Fixed replies sent by custom actions (the ones sent by rules live in domain.yml).
@@ -61,11 +63,13 @@ def ticket_receipt(number: str, kind: str, priority: str, handler: str, water_pa
     return "".join(lines)
 
 
-def ticket_line(number: str, kind: str, status: str, handler: str, created: dt.datetime, address: str) -> str:
+def ticket_line(number: str, kind: str, status: str, handler: str, created: dt.datetime, address: str,
+                last_note: Optional[str] = None) -> str:
     """One ticket in a status list."""
     where = f"，{address}" if address else ""
+    note = f"｜最新进展：{last_note}" if last_note else ""
     return (f"{number}｜{KIND_LABELS.get(kind, kind)}{where}｜{STATUS_LABELS.get(status, status)}"
-            f"｜负责人：{handler}｜{created:%m月%d日 %H:%M}登记")
+            f"｜负责人：{handler}｜{created:%m月%d日 %H:%M}登记{note}")
 
 
 def clinic_line(title: str, day: dt.date, start: str, end: str, place: str, services: str, bring: str) -> str:
@@ -75,8 +79,9 @@ def clinic_line(title: str, day: dt.date, start: str, end: str, place: str, serv
 
 
 def ticket_card(*, number: str, kind: str, priority: str, address: str, grid: Optional[str], contact: str,
-                description: str, facility: Optional[str]) -> str:
-    """WeCom markdown for a new ticket (phones already masked)."""
+                description: str, facility: Optional[str], link: Optional[str] = None,
+                flags: Sequence[str] = ()) -> str:
+    """WeCom markdown for a new ticket (phones already masked); `link` is its console page."""
     head = '<font color="warning">【紧急】</font>' if priority == "urgent" else ""
     lines = [f"### {head}{KIND_LABELS.get(kind, '工单')} {number}",
              f"> 地址：{address}", f"> 联系人：{contact}"]
@@ -85,7 +90,9 @@ def ticket_card(*, number: str, kind: str, priority: str, address: str, grid: Op
     lines.append(f"> 情况：{description}")
     if grid:
         lines.append(f"> 网格：{grid}")
-    lines.append("请尽快联系居民处理，处理后在工作台更新状态。")
+    for flag in flags:
+        lines.append(f'> <font color="warning">{flag}</font>')
+    lines.append(f"请尽快联系居民处理：[在工作台接单]({link})" if link else "请尽快联系居民处理，处理后在工作台更新状态。")
     return "\n".join(lines)
 
 
@@ -106,10 +113,68 @@ def volunteer_card(team: str, name: str, masked_phone: str) -> str:
     return f"### 新志愿者报名\n> 队伍：{team}\n> 姓名：{name}\n> 电话：{masked_phone}\n请队长联系新队员。"
 
 
-def handoff_card(sender_id: str, last_message: str) -> str:
-    """WeCom markdown asking the duty staff to take over a conversation."""
+def handoff_card(sender_id: str, last_message: str, link: str) -> str:
+    """WeCom markdown asking the duty staff to take over a conversation in the console's handoff inbox."""
     return (f"### 居民请求转人工\n> 会话：{sender_id}\n> 最后一句：{last_message or '（无）'}\n"
-            f"请值班人员接手；处理完后执行 `python -m bot handoff release {sender_id}` 交还给助手。")
+            f"请值班人员接手：[打开转人工收件箱]({link})，处理完后点“交还助手”。")
+
+
+# Staff-side cards about a ticket's lifecycle (WeCom markdown; `link` is the ticket's console page).
+def ticket_assigned_card(number: str, address: str, assignee: str, by: str, link: str) -> str:
+    """A ticket was given to someone."""
+    return f"### 工单已派单 {number}\n> 地址：{address or '（未提供）'}\n> 负责人：{assignee}（{by}派单）\n[查看工单]({link})"
+
+
+def ticket_returned_card(number: str, address: str, by: str, reason: str, link: str) -> str:
+    """A ticket came back to the grid leader for someone else to take."""
+    return (f"### 工单被退回 {number}\n> 地址：{address or '（未提供）'}\n> 退回人：{by}\n> 原因：{reason}\n"
+            f"请网格长重新派单：[打开工单]({link})")
+
+
+def ticket_reopened_card(number: str, address: str, link: str) -> str:
+    """The resident says the problem is not fixed."""
+    return (f"### ⚠️ 居民反映没修好 {number}\n> 地址：{address or '（未提供）'}\n工单已重新打开，"
+            f"请重新派单处理：[打开工单]({link})")
+
+
+def escalation_card(number: str, kind: str, address: str, level: str, waited: str, link: str) -> str:
+    """A ticket waited too long: nobody accepted it, or it is past its deadline."""
+    what = "无人接单" if level == "unaccepted" else "超过办结时限"
+    return (f'### <font color="warning">【催办】{what}</font> {KIND_LABELS.get(kind, "工单")} {number}\n'
+            f"> 地址：{address or '（未提供）'}\n> 已等待：{waited}\n请立即处理：[打开工单]({link})")
+
+
+def night_duty_card(number: str, address: str, link: str) -> str:
+    """An urgent ticket at night, for the staff on the night roster."""
+    return (f'### <font color="warning">【夜间紧急】</font>工单 {number}\n> 地址：{address or "（未提供）"}\n'
+            f"网格长已收到通知；请值班人员留意并协助：[打开工单]({link})")
+
+
+# What residents are told as their ticket moves (WeChat customer-service or template messages).
+def resident_assigned(number: str, handler: str, when: str) -> str:
+    """Someone took the resident's ticket."""
+    return f"您的工单 {number} 已由{handler}负责，{when}。如有变化会再告诉您。"
+
+
+def resident_reassigned(number: str, handler: str, when: str) -> str:
+    """Someone else will come."""
+    return f"您的工单 {number} 改由{handler}负责，{when}。给您添麻烦了。"
+
+
+def resident_returned(number: str) -> str:
+    """The ticket is waiting for a new handler."""
+    return f"您的工单 {number} 正在重新安排处理人员，安排好后马上通知您。"
+
+
+def resident_resolved(number: str, resolution: str) -> str:
+    """The ticket was resolved; ask for a rating."""
+    return (f"您的工单 {number} 已办结：{resolution}\n满意吗？回复1-5分（5分最满意），也可以在分数后面写一句意见。"
+            "如果问题还在，请回复“没修好”，我们会重新安排。")
+
+
+RATING_THANKS = "谢谢您的评价！工单已确认办结。以后有需要随时找我。"
+RATING_LOW = "谢谢您的评价，我们会把您的意见转给社区，改进服务。"
+REOPENED = "抱歉没能一次修好！工单已重新打开，网格长会重新安排人员尽快处理。"
 
 EMPTY_MESSAGE = "您好像发了一条空消息。有什么需要帮忙的？可以直接说，比如“家里漏水了”“最近有义诊吗”。"
 TURN_FAILED = "抱歉，系统刚才出了点问题，您的消息没有处理完。请稍后再发一次，或回复“转人工”。"

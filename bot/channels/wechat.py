@@ -44,7 +44,8 @@ from sqlalchemy.orm import sessionmaker
 from bot import messages
 from bot.channels.webchat import WebChat
 from bot.config import Settings
-from bot.services import attachments, deliveries, residents
+from bot.services import attachments, deliveries, ratings, residents
+from bot.services.lifecycle import Context
 from bot.store.db import make_engine, make_session_factory
 from bot.wechat import inbound
 from bot.wechat.delivery import Failure, deliver_parts
@@ -88,6 +89,7 @@ class WeChatInput(InputChannel):
         self._responder: Optional[Responder] = None
         self._engine: Optional[Engine] = None
         self._sessions: Optional[sessionmaker] = None
+        self._ctx: Optional[Context] = None  # deadlines and console links for ratings that reopen a ticket
         self._opening = asyncio.Lock()
 
     @classmethod
@@ -180,6 +182,8 @@ class WeChatInput(InputChannel):
         openid = message.from_user
         if isinstance(route, inbound.ToAssistant):
             return await self._converse(route, openid, on_new_message)
+        if not isinstance(route, inbound.Unsubscribed):
+            await self._note(residents.record_inbound, openid)  # opens the 48-hour customer-service window
         if isinstance(route, inbound.Reply):
             return route.text
         if isinstance(route, inbound.AttachImage):
@@ -193,7 +197,7 @@ class WeChatInput(InputChannel):
         return ""
 
     async def _note(self, record: Callable[[sessionmaker, str], None], openid: str) -> None:
-        """Record a follow/unfollow; a database failure is logged and the resident still answered."""
+        """Record a follow/unfollow or a message's arrival; a database failure is logged, the resident still answered."""
         try:
             await asyncio.to_thread(record, self._session_factory(), openid)
         except SQLAlchemyError:
@@ -203,12 +207,32 @@ class WeChatInput(InputChannel):
         resources = self._require_resources()
         text = route.text
         if route.typed:
-            text = choose(text, await resources.options.recall(openid)) or text
+            chosen = choose(text, await resources.options.recall(openid))
+            rated = None if chosen else await self._rating(openid, text)
+            if rated:
+                await self._note(residents.record_inbound, openid)
+                return rated
+            text = chosen or text
+        await self._note(residents.record_inbound, openid)
         collector = CollectingOutputChannel()
         await on_new_message(UserMessage(text, collector, openid, input_channel=self.name()))
         rendered = render_messages(collector.messages)
         await resources.options.remember(openid, rendered.options)
         return rendered.text
+
+    async def _rating(self, openid: str, text: str) -> Optional[str]:
+        """The reply when `text` rates (or reopens) a resolved ticket; checked before the message is recorded."""
+        try:
+            return await asyncio.to_thread(ratings.answer, self._session_factory(), openid, text,
+                                           self._lifecycle_context())
+        except SQLAlchemyError:
+            logger.exception("rating from %s not recorded; the assistant answers instead", openid)
+            return None
+
+    def _lifecycle_context(self) -> Context:
+        if self._ctx is None:
+            self._ctx = Context.from_settings(Settings.from_env())
+        return self._ctx
 
     async def _attach(self, route: inbound.AttachImage, openid: str) -> str:
         try:

@@ -4,6 +4,11 @@ Several dispatcher processes may run over one database: each row is claimed with
 UPDATE before it is sent, so only one process ever sends it. A claim is a lease: if the process
 dies mid-send, the row becomes due again when the lease runs out (at-least-once delivery).
 
+Resident messages (channel "wechat", written by bot/services/lifecycle.py) go through a ResidentSender
+(bot/notify/resident.py): a customer-service message inside the resident's 48-hour window, a template
+message otherwise; a refusal is recorded on the row (`failed` with the errcode), so staff see it on the
+ticket. Each round also runs the housekeeping that must not need cron: escalations and auto-closing.
+
 The per-robot rate limit is counted in memory and seeded from the rows sent in the last minute
 when the dispatcher starts, so a restart does not burst. Concurrent processes do not see each
 other's in-flight sends; if together they go over the limit, WeCom answers 45009 and the
@@ -29,6 +34,7 @@ from bot.errors import DeliveryError
 from bot.notify import outbox
 from bot.notify.outbox import DueNotification
 from bot.notify.ratelimit import RollingRateLimit
+from bot.notify.resident import housekeeping, resident_sender
 from bot.notify.wecom import ERRCODE_RATE_LIMITED, WeComRobotClient
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 
@@ -45,6 +51,17 @@ MIN_LEASE_SECONDS = 60.0
 BATCH_SIZE = 100
 PARALLEL_ROBOTS = 8
 ERROR_TEXT_LIMIT = 500
+RESIDENT_LANE = "\x00residents"  # never a webhook key
+
+
+class ResidentSender(Protocol):
+    """Anything that can deliver a resident message row (the WeChat sender, or a test double)."""
+
+    async def send(self, recipient: str, payload: Mapping[str, Any]) -> None:
+        """Deliver one message to the resident or raise DeliveryError."""
+
+
+Housekeeping = Callable[[dt.datetime], Any]
 
 
 class RobotSender(Protocol):
@@ -86,6 +103,9 @@ class Dispatcher:
         rng: Optional[random.Random] = None,
         batch_size: int = BATCH_SIZE,
         lease_seconds: Optional[float] = None,
+        residents: Optional[ResidentSender] = None,
+        housekeeping: Optional[Housekeeping] = None,
+        housekeeping_seconds: float = 10.0,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -99,6 +119,11 @@ class Dispatcher:
         )
         self._limiter = RollingRateLimit(settings.robot_rate_per_minute)
         self._seeded = False
+        self._residents = residents
+        # Synchronous work (escalations, auto-close) run on a thread every `housekeeping_seconds` of the clock.
+        self._housekeeping = housekeeping
+        self._housekeeping_every = dt.timedelta(seconds=housekeeping_seconds)
+        self._housekept_at: Optional[dt.datetime] = None
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(session, ...)` in its own unit of work on a worker thread."""
@@ -119,10 +144,12 @@ class Dispatcher:
         now = self._clock()
         if not self._seeded:
             await self._seed_rate_limit(now)
+        await self._housekeep(now)
         rows = await self._db(outbox.due, now, self._batch_size, self._limiter.exhausted(now))
         lanes: Dict[Optional[str], List[DueNotification]] = {}
         for row in rows:
-            lanes.setdefault(row.webhook_key or None, []).append(row)
+            key = RESIDENT_LANE if row.channel == outbox.WECHAT else (row.webhook_key or None)
+            lanes.setdefault(key, []).append(row)
         # One lane per robot: robots are served side by side, each robot's rows in order.
         gate = asyncio.Semaphore(PARALLEL_ROBOTS)
         results = await asyncio.gather(
@@ -161,8 +188,22 @@ class Dispatcher:
                 pass
         logger.info("notification dispatcher stopped")
 
+    async def _housekeep(self, now: dt.datetime) -> None:
+        if self._housekeeping is None:
+            return
+        if self._housekept_at is not None and now - self._housekept_at < self._housekeeping_every:
+            return
+        self._housekept_at = now
+        try:
+            await asyncio.to_thread(self._housekeeping, now)
+        except Exception:  # noqa: BLE001 - delivery must go on; the next round tries again
+            logger.exception("housekeeping (escalations, auto-close) failed; trying again next round")
+            self._housekept_at = None
+
     async def _run_lane(self, key: Optional[str], rows: List[DueNotification], gate: asyncio.Semaphore) -> int:
         async with gate:
+            if key == RESIDENT_LANE:
+                return await self._deliver_residents(rows)
             if key is None:
                 handled = 0
                 for row in rows:
@@ -199,6 +240,35 @@ class Dispatcher:
             handled += 1
         return handled
 
+    async def _deliver_residents(self, rows: List[DueNotification]) -> int:
+        handled = 0
+        for row in rows:
+            now = self._clock()
+            lease = now + self._lease
+            if not await self._db(outbox.claim, row.id, row.next_attempt_at, lease):
+                continue
+            if self._residents is None or not row.recipient:
+                reason = "WeChat API not configured (WECHAT_APPID/WECHAT_SECRET)" if row.recipient else "no recipient"
+                await self._db(outbox.mark_undelivered, row.id, lease, reason)
+                logger.warning("notification %s (ticket %s, %s): undelivered: %s", row.id, row.ticket_id,
+                               row.purpose, reason)
+                handled += 1
+                continue
+            try:
+                await self._residents.send(row.recipient, row.payload)
+            except DeliveryError as exc:
+                await self._after_failure(row, RESIDENT_LANE, lease, exc)
+                handled += 1
+                continue
+            except Exception as exc:  # noqa: BLE001
+                logger.exception("notification %s (ticket %s): resident sender crashed", row.id, row.ticket_id)
+                await self._after_failure(row, RESIDENT_LANE, lease, DeliveryError(type(exc).__name__))
+                handled += 1
+                continue
+            await self._after_success(row, lease)
+            handled += 1
+        return handled
+
     async def _after_success(self, row: DueNotification, lease: dt.datetime) -> None:
         attempts = row.attempts + 1
         recorded = await self._db(outbox.mark_sent, row.id, lease, self._clock(), attempts)
@@ -217,7 +287,7 @@ class Dispatcher:
         error = exc.message[:ERROR_TEXT_LIMIT]
         attempts = row.attempts + 1
         max_attempts = self._settings.dispatch_max_attempts
-        if exc.errcode == ERRCODE_RATE_LIMITED:
+        if exc.errcode == ERRCODE_RATE_LIMITED and key != RESIDENT_LANE:
             # WeCom's own limit: the robot gets a full window of rest; not counted as an attempt.
             until = now + self._limiter.window
             self._limiter.pause(key, until)
@@ -287,7 +357,9 @@ async def serve(settings: Settings, stop: Optional[asyncio.Event] = None) -> Non
         timeout = aiohttp.ClientTimeout(total=settings.http_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             client = WeComRobotClient(http, settings.wecom_webhook_url, timeout=settings.http_timeout)
-            await Dispatcher(settings, session_factory, client).run_forever(stop)
+            async with resident_sender(settings, session_factory, http) as residents:
+                await Dispatcher(settings, session_factory, client, residents=residents,
+                                 housekeeping=housekeeping(settings, session_factory)).run_forever(stop)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

@@ -27,6 +27,8 @@ __all__ = [
     "claim",
     "due",
     "enqueue",
+    "enqueue_resident",
+    "WECHAT",
     "fit_utf8",
     "mark_failed",
     "mark_retry",
@@ -40,6 +42,9 @@ __all__ = [
 # WeCom rejects markdown content longer than this many UTF-8 bytes (errcode 40058).
 MARKDOWN_MAX_BYTES = 4096
 ELLIPSIS = "…"
+
+WECOM_ROBOT = "wecom_robot"
+WECHAT = "wechat"  # a message to a resident: customer-service inside 48 hours, template outside
 
 PENDING = "pending"
 SENT = "sent"
@@ -58,6 +63,8 @@ class DueNotification:
     payload: Dict[str, Any]
     attempts: int
     next_attempt_at: dt.datetime
+    channel: str = WECOM_ROBOT
+    recipient: Optional[str] = None
 
 
 def fit_utf8(text: str, limit: int) -> str:
@@ -86,7 +93,9 @@ def markdown_payload(content: str, mentions: Sequence[str] = ()) -> Dict[str, An
 
 
 def payload_content(payload: Dict[str, Any]) -> str:
-    """The human-readable text of a robot payload (markdown or text)."""
+    """The human-readable text of a payload (a robot's markdown or text, or a resident message)."""
+    if "msgtype" not in payload and isinstance(payload.get("text"), str):
+        return payload["text"]
     msgtype = payload.get("msgtype")
     body = payload.get(msgtype) if isinstance(msgtype, str) else None
     if isinstance(body, dict) and isinstance(body.get("content"), str):
@@ -107,12 +116,42 @@ def enqueue(
     now = utcnow()
     webhook_key = ((group.webhook_key or "").strip() or None) if group is not None else None
     notification = Notification(
-        channel="wecom_robot",
+        channel=WECOM_ROBOT,
         group=group,
         # Copied, so editing the group later does not redirect a message already queued.
         webhook_key=webhook_key,
         purpose=purpose,
         payload=markdown_payload(content, mentions),
+        ticket_id=ticket_id,
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(notification)
+    return notification
+
+
+def enqueue_resident(
+    session: Session,
+    *,
+    recipient: str,
+    purpose: str,
+    text: str,
+    ticket_id: Optional[int] = None,
+    template: Optional[Dict[str, str]] = None,
+) -> Notification:
+    """Add a pending WeChat message for the resident `recipient` (an OpenID) to `session` (the caller commits).
+
+    `template` holds the values for a template message (our field names: number, status, detail), used when
+    the resident is outside the 48-hour customer-service window.
+    """
+    now = utcnow()
+    notification = Notification(
+        channel=WECHAT,
+        recipient=recipient,
+        purpose=purpose,
+        payload={"text": text, "template": dict(template or {})},
         ticket_id=ticket_id,
         status=PENDING,
         attempts=0,
@@ -129,7 +168,8 @@ def due(
     """Pending rows whose time has come, oldest first, leaving out the webhook keys in `skip_keys`."""
     n = Notification
     stmt = (
-        select(n.id, n.webhook_key, n.purpose, n.ticket_id, n.payload, n.attempts, n.next_attempt_at)
+        select(n.id, n.webhook_key, n.purpose, n.ticket_id, n.payload, n.attempts, n.next_attempt_at, n.channel,
+               n.recipient)
         .where(n.status == PENDING, n.next_attempt_at <= now)
         .order_by(n.next_attempt_at, n.id)
         .limit(limit)
@@ -193,5 +233,5 @@ def mark_failed(session: Session, notification_id: int, lease: dt.datetime, *, a
 
 
 def mark_undelivered(session: Session, notification_id: int, lease: dt.datetime, reason: str) -> bool:
-    """Record a claimed row that has nowhere to go (written to the notify log instead)."""
+    """Record a claimed row that has nowhere to go (written to the notify log instead, or not sendable)."""
     return _update_pending(session, notification_id, lease, status=UNDELIVERED, last_error=reason)

@@ -8,10 +8,11 @@ from typing import List, Optional
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import lifecycle as lc
 from bot.store.db import unit_of_work
 from bot.store.models import Attachment, Ticket, TicketEvent, utcnow
 
-OPEN_STATUSES = ("open", "accepted")
+OPEN_STATUSES = lc.ACTIVE
 # A photo sent long before the resident opens a ticket probably belongs to something else.
 PENDING_WINDOW = dt.timedelta(hours=24)
 MAX_URL = 1024

@@ -13,7 +13,7 @@ from bot.store.db import unit_of_work
 from bot.store.models import ChatGroup, Handoff, Staff, utcnow
 
 
-def start(factory: sessionmaker, sender_id: str, reason: str) -> bool:
+def start(factory: sessionmaker, sender_id: str, reason: str, inbox_link: str = "http://127.0.0.1:5010/handoffs") -> bool:
     """Open a handoff and tell the duty staff; False when one is already open for this sender."""
     with unit_of_work(factory) as session:
         if session.query(Handoff).filter_by(sender_id=sender_id, released_at=None).first() is not None:
@@ -23,7 +23,7 @@ def start(factory: sessionmaker, sender_id: str, reason: str) -> bool:
         duty = session.query(Staff).filter_by(on_duty=True).all()
         outbox.enqueue(session, group=group, purpose="handoff",
                        mentions=[s.wecom_userid for s in duty if s.wecom_userid],
-                       content=messages.handoff_card(sender_id, mask_phones_in(reason or "")))
+                       content=messages.handoff_card(sender_id, mask_phones_in(reason or ""), inbox_link))
         return True
 
 

@@ -77,3 +77,14 @@ def is_unsubscribed(factory: sessionmaker, sender_id: str) -> bool:
     with unit_of_work(factory) as session:
         resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
         return resident is not None and resident.unsubscribed_at is not None
+
+
+def record_inbound(factory: sessionmaker, sender_id: str, now: Optional[dt.datetime] = None) -> None:
+    """Note the resident's latest message (it opens WeChat's 48-hour customer-service window)."""
+    now = now or utcnow()
+    with unit_of_work(factory) as session:
+        resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
+        if resident is None:
+            resident = Resident(sender_id=sender_id)
+            session.add(resident)
+        resident.last_inbound_at = now

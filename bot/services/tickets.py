@@ -12,18 +12,21 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import lifecycle as lc
 from bot import messages
 from bot.address import Address
-from bot.errors import InvalidInput, InvalidState, NotFound
+from bot.errors import InvalidInput, NotFound
 from bot.notify import outbox
 from bot.phone import mask_phone
-from bot.services import attachments, community, residents
+from bot.services import attachments, community, duty, residents
+from bot.services.lifecycle import Context, resident_action
 from bot.store.db import unit_of_work
 from bot.store.models import ChatGroup, Grid, Staff, Ticket, TicketEvent, utcnow
 from bot.triage import needs_water_pause, priority_for
 
 KINDS = ("leak", "repair", "help", "feedback")
-OPEN_STATUSES = ("open", "accepted")
+# What a resident's "查进度" lists: everything not finished, and resolved tickets awaiting their word.
+LISTED_STATUSES = (*lc.ACTIVE, lc.RESOLVED)
 TICKET_NUMBER = re.compile(r"HG-\d{8}-\d{4}", re.IGNORECASE)
 _PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
 MAX_DESCRIPTION = 1000
@@ -56,6 +59,7 @@ class TicketView:
     created_at: dt.datetime
     water_pause: bool = False
     attachments: int = 0  # photos attached when the ticket was opened (sent before it existed)
+    last_note: Optional[str] = None
 
 
 def mask_phones_in(text: str) -> str:
@@ -90,7 +94,7 @@ def _view(ticket: Ticket) -> TicketView:
         number=ticket.number, kind=ticket.kind, priority=ticket.priority, status=ticket.status,
         address=Address(ticket.community, ticket.building, ticket.unit, ticket.room).label(),
         description=ticket.description, handler=_handler_label(ticket), created_at=ticket.created_at,
-        water_pause=needs_water_pause(ticket.kind, ticket.description))
+        water_pause=needs_water_pause(ticket.kind, ticket.description), last_note=ticket.last_note)
 
 
 def _office_group(session: Session) -> Optional[ChatGroup]:
@@ -101,15 +105,17 @@ def _duty_staff(session: Session) -> List[Staff]:
     return session.query(Staff).filter_by(on_duty=True).order_by(Staff.id).all()
 
 
-def _enqueue_for_new_ticket(session: Session, ticket: Ticket, building_group: Optional[ChatGroup]) -> List[str]:
+def _enqueue_for_new_ticket(session: Session, ticket: Ticket, building_group: Optional[ChatGroup],
+                            ctx: Context) -> List[str]:
     """Queue the group messages for a new ticket; returns the names of the groups told."""
     grid: Optional[Grid] = ticket.grid
     leader = grid.leader if grid else None
+    link = ctx.ticket_link(ticket.number)
     content = messages.ticket_card(
         number=ticket.number, kind=ticket.kind, priority=ticket.priority,
         address=_view(ticket).address or "（未提供）", grid=grid.name if grid else None,
         contact=f"{ticket.contact_name or '居民'} {mask_phone(ticket.contact_phone) if ticket.contact_phone else ''}".strip(),
-        description=mask_phones_in(ticket.description), facility=ticket.facility)
+        description=mask_phones_in(ticket.description), facility=ticket.facility, link=link)
     mentions = [leader.wecom_userid] if leader is not None and leader.wecom_userid else []
     targets: List[Optional[ChatGroup]] = []
     if ticket.kind in ("leak", "repair"):
@@ -137,12 +143,22 @@ def _enqueue_for_new_ticket(session: Session, ticket: Ticket, building_group: Op
                        content=messages.water_pause_notice(ticket.community or "", ticket.building, ticket.unit),
                        ticket_id=ticket.id)
         told.append(building_group.name if building_group is not None else "楼栋群（未配置）")
+    local = ctx.local(ticket.created_at)
+    if ticket.priority == "urgent" and duty.in_span(local, ctx.deadlines.night_start, ctx.deadlines.night_end):
+        night = duty.on_duty(session, local)
+        if night:
+            office = _office_group(session)
+            outbox.enqueue(session, group=office, purpose="night_duty", ticket_id=ticket.id,
+                           mentions=[s.wecom_userid for s in night if s.wecom_userid],
+                           content=messages.night_duty_card(ticket.number, _view(ticket).address, link))
+            told.append("夜间值班：" + "、".join(s.name for s in night))
     return told
 
 
 def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "Asia/Shanghai",
-                now: Optional[dt.datetime] = None) -> TicketView:
+                now: Optional[dt.datetime] = None, ctx: Optional[Context] = None) -> TicketView:
     """Write the ticket, its first events and its notifications in one transaction."""
+    ctx = ctx or Context(timezone=timezone)
     if request.kind not in KINDS:
         raise InvalidInput(f"unknown ticket kind {request.kind!r}", field="kind")
     description = (request.description or "").strip()[:MAX_DESCRIPTION]
@@ -170,9 +186,10 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
                 session.add(ticket)
                 session.flush()
                 session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=f"resident:{request.sender_id}",
-                                        kind="opened", detail=f"{ticket.kind}/{ticket.priority}"))
+                                        kind="opened", detail=f"{ticket.kind}/{ticket.priority}",
+                                        to_status=lc.OPEN))
                 photos = attachments.attach_pending(session, request.sender_id, ticket, now)
-                told = _enqueue_for_new_ticket(session, ticket, building.group if building else None)
+                told = _enqueue_for_new_ticket(session, ticket, building.group if building else None, ctx)
                 session.add(TicketEvent(ticket_id=ticket.id, at=now, actor="system", kind="notified",
                                         detail="、".join(told)))
                 session.flush()
@@ -185,11 +202,11 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
 
 
 def tickets_of(factory: sessionmaker, sender_id: str, only_open: bool = True) -> List[TicketView]:
-    """The resident's tickets, newest first."""
+    """The resident's tickets, newest first (`only_open`: not finished, or resolved and awaiting their word)."""
     with unit_of_work(factory) as session:
         query = session.query(Ticket).filter(Ticket.sender_id == sender_id)
         if only_open:
-            query = query.filter(Ticket.status.in_(OPEN_STATUSES))
+            query = query.filter(Ticket.status.in_(LISTED_STATUSES))
         return [_view(t) for t in query.order_by(Ticket.id.desc()).limit(10).all()]
 
 
@@ -202,24 +219,8 @@ def ticket_of(factory: sessionmaker, sender_id: str, number: str) -> TicketView:
         return _view(ticket)
 
 
-def cancel(factory: sessionmaker, sender_id: str, number: str, now: Optional[dt.datetime] = None) -> TicketView:
-    """Cancel one of the resident's open tickets and tell the groups that had it."""
-    now = now or utcnow()
-    with unit_of_work(factory) as session:
-        ticket = session.query(Ticket).filter_by(number=number.upper()).one_or_none()
-        if ticket is None or ticket.sender_id != sender_id:
-            raise NotFound("no such ticket for this resident", number=number)
-        if ticket.status not in OPEN_STATUSES:
-            raise InvalidState("ticket is closed", number=ticket.number, status=ticket.status)
-        ticket.status = "cancelled"
-        ticket.updated_at = now
-        session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=f"resident:{sender_id}", kind="cancelled",
-                                detail="居民取消"))
-        grid = ticket.grid
-        group = (grid.property_group if grid and ticket.kind in ("leak", "repair") else None) or (
-            grid.group if grid else None) or _office_group(session)
-        outbox.enqueue(session, group=group, purpose="cancelled", ticket_id=ticket.id,
-                       content=messages.ticket_cancelled_card(ticket.number, _view(ticket).address))
-        session.flush()
-        return _view(ticket)
-
+def cancel(factory: sessionmaker, sender_id: str, number: str, now: Optional[dt.datetime] = None,
+           ctx: Optional[Context] = None) -> TicketView:
+    """Cancel one of the resident's unfinished tickets and tell the groups that had it."""
+    resident_action(factory, sender_id, number, "cancel", ctx=ctx or Context(), now=now)
+    return ticket_of(factory, sender_id, number)

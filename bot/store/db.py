@@ -54,8 +54,8 @@ def unit_of_work(factory: sessionmaker) -> Iterator[Session]:
         session.close()
 
 
-def migrate(database_url: str) -> None:
-    """Bring the database schema to the newest Alembic revision."""
+def migrate(database_url: str, revision: str = "head") -> None:
+    """Bring the database schema to `revision` (the newest by default)."""
     from alembic import command
     from alembic.config import Config
 
@@ -64,4 +64,4 @@ def migrate(database_url: str) -> None:
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     if database_url.startswith("sqlite:///"):
         Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(cfg, "head")
+    command.upgrade(cfg, revision)

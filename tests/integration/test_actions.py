@@ -169,7 +169,7 @@ async def test_resident_cancels_own_ticket_but_not_someone_elses(d) -> None:
     assert "已取消" in _texts(mine)
     with unit_of_work(d.sessions) as s:
         assert s.query(Ticket).one().status == "cancelled"
-        assert s.query(TicketEvent).filter_by(kind="cancelled").count() == 1
+        assert s.query(TicketEvent).filter_by(kind="cancel", to_status="cancelled").count() == 1
         assert s.query(Notification).filter_by(purpose="cancelled").count() == 1
 
 

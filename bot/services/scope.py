@@ -1,0 +1,109 @@
+"""Which tickets a staff member may see and act on: the one place the console, the API and the CLI ask.
+
+Grid staff see the tickets of their grids; property managers those of their estates; duty staff urgent
+tickets (and the handoff inbox); volunteer team leads help tickets; the secretary and admins everything.
+A ticket outside one's scope does not exist for them (NotFound), so its existence is not disclosed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import FrozenSet, List
+
+from sqlalchemy import false, or_
+from sqlalchemy.orm import Query, Session
+
+from bot import lifecycle as lc
+from bot.errors import NotFound
+from bot.store.models import Grid, Staff, Ticket
+
+EVERYTHING = frozenset({lc.SECRETARY, lc.ADMIN})
+HANDOFF_ROLES = frozenset({lc.DUTY, lc.SECRETARY, lc.ADMIN})
+
+
+@dataclass(frozen=True)
+class StaffActor:
+    """A signed-in staff member with what their scope is made of."""
+
+    id: int
+    key: str
+    name: str
+    role: str
+    grid_ids: FrozenSet[int]
+    estates: FrozenSet[str]
+
+    @property
+    def label(self) -> str:
+        """How the actor appears in a ticket's history: 网格长王建国."""
+        return f"{lc.ROLE_LABELS.get(self.role, '')}{self.name}"
+
+    @property
+    def handles_handoffs(self) -> bool:
+        """Whether the handoff inbox is theirs."""
+        return self.role in HANDOFF_ROLES
+
+
+def actor_for(session: Session, staff: Staff) -> StaffActor:
+    """The scope of one staff row."""
+    grids = [g.id for g in session.query(Grid).all() if g.leader_id == staff.id or staff.key in (g.member_keys or [])]
+    return StaffActor(id=staff.id, key=staff.key, name=staff.name, role=staff.role, grid_ids=frozenset(grids),
+                      estates=frozenset(staff.estates or []))
+
+
+def actor_by_key(session: Session, key: str) -> StaffActor:
+    """The scope of the active staff member `key`; NotFound otherwise."""
+    staff = session.query(Staff).filter_by(key=key).one_or_none()
+    if staff is None or not staff.active:
+        raise NotFound("no such staff member", staff=key)
+    return actor_for(session, staff)
+
+
+def sees(actor: StaffActor, ticket: Ticket) -> bool:
+    """Whether `ticket` is inside the actor's scope."""
+    if actor.role in EVERYTHING:
+        return True
+    if actor.role in (lc.GRID_LEADER, lc.GRID_MEMBER):
+        return ticket.grid_id in actor.grid_ids
+    if actor.role == lc.PROPERTY_MANAGER:
+        return ticket.community in actor.estates
+    if actor.role == lc.DUTY:
+        return ticket.priority == "urgent"
+    if actor.role == lc.TEAM_LEAD:
+        return ticket.kind == "help"
+    return False
+
+
+def visible(query: Query, actor: StaffActor) -> Query:
+    """`query` over Ticket narrowed to the actor's scope (the SQL twin of `sees`)."""
+    if actor.role in EVERYTHING:
+        return query
+    if actor.role in (lc.GRID_LEADER, lc.GRID_MEMBER):
+        return query.filter(Ticket.grid_id.in_(sorted(actor.grid_ids))) if actor.grid_ids else query.filter(false())
+    if actor.role == lc.PROPERTY_MANAGER:
+        return query.filter(Ticket.community.in_(sorted(actor.estates))) if actor.estates else query.filter(false())
+    if actor.role == lc.DUTY:
+        return query.filter(Ticket.priority == "urgent")
+    if actor.role == lc.TEAM_LEAD:
+        return query.filter(Ticket.kind == "help")
+    return query.filter(false())
+
+
+def ticket_in_scope(session: Session, actor: StaffActor, number: str) -> Ticket:
+    """The ticket `number` if the actor may see it; NotFound whether it is missing or out of scope."""
+    ticket = session.query(Ticket).filter_by(number=(number or "").upper()).one_or_none()
+    if ticket is None or not sees(actor, ticket):
+        raise NotFound("no such ticket", number=number)
+    return ticket
+
+
+def assignable(session: Session, ticket: Ticket) -> List[Staff]:
+    """Who a ticket may be given to: its grid's leader and members and the property managers of its estate."""
+    keys: List[str] = []
+    grid = ticket.grid
+    if grid is not None:
+        if grid.leader is not None:
+            keys.append(grid.leader.key)
+        keys.extend(grid.member_keys or [])
+    rows = session.query(Staff).filter(Staff.active.is_(True)).filter(
+        or_(Staff.key.in_(keys or [""]), Staff.role == lc.PROPERTY_MANAGER)).order_by(Staff.id).all()
+    return [s for s in rows if s.role != lc.PROPERTY_MANAGER or (ticket.community in (s.estates or []))]
