@@ -111,9 +111,10 @@ def enqueue(
     content: str,
     ticket_id: Optional[int] = None,
     mentions: Sequence[str] = (),
+    now: Optional[dt.datetime] = None,
 ) -> Notification:
-    """Add a pending markdown notification for `group` to `session` (the caller commits)."""
-    now = utcnow()
+    """Add a pending markdown notification for `group` to `session` (the caller commits); due from `now`."""
+    now = now or utcnow()
     webhook_key = ((group.webhook_key or "").strip() or None) if group is not None else None
     notification = Notification(
         channel=WECOM_ROBOT,
@@ -140,13 +141,14 @@ def enqueue_resident(
     text: str,
     ticket_id: Optional[int] = None,
     template: Optional[Dict[str, str]] = None,
+    now: Optional[dt.datetime] = None,
 ) -> Notification:
     """Add a pending WeChat message for the resident `recipient` (an OpenID) to `session` (the caller commits).
 
     `template` holds the values for a template message (our field names: number, status, detail), used when
     the resident is outside the 48-hour customer-service window.
     """
-    now = utcnow()
+    now = now or utcnow()
     notification = Notification(
         channel=WECHAT,
         recipient=recipient,

@@ -69,8 +69,8 @@ class WeChatResidentSender:
                     if exc.errcode != ERRCODE_OUT_OF_WINDOW:
                         raise _refused(exc) from None
             if not self._template_id:
-                raise DeliveryError("outside the 48-hour customer-service window and no template message is set up "
-                                    "(HG_WECHAT_TEMPLATE_ID)", retryable=False, errcode=ERRCODE_OUT_OF_WINDOW)
+                raise DeliveryError(f"WeChat {ERRCODE_OUT_OF_WINDOW}: outside the 48-hour customer-service window "
+                                    "and no template message is set up (HG_WECHAT_TEMPLATE_ID)", retryable=False, errcode=ERRCODE_OUT_OF_WINDOW)
             values: Dict[str, str] = {self._fields[k]: str(v) for k, v in (payload.get("template") or {}).items()
                                       if k in self._fields}
             await self._client.send_template(recipient, self._template_id, values)

@@ -57,7 +57,7 @@ def _fire(session: Session, ticket: Ticket, level: str, now: dt.datetime, ctx: C
     leader = ticket.grid.leader if ticket.grid is not None else None
     mentions = [s.wecom_userid for s in (leader, ticket.assignee if level == OVERDUE else None)
                 if s is not None and s.wecom_userid]
-    outbox.enqueue(session, group=staff_group(session, ticket), purpose=f"escalation_{level}", ticket_id=ticket.id,
+    outbox.enqueue(session, now=now, group=staff_group(session, ticket), purpose=f"escalation_{level}", ticket_id=ticket.id,
                    mentions=mentions, content=content)
     if level == UNACCEPTED:
         office = session.query(ChatGroup).filter_by(kind="office").order_by(ChatGroup.id).first()
@@ -65,7 +65,7 @@ def _fire(session: Session, ticket: Ticket, level: str, now: dt.datetime, ctx: C
         on_duty = duty.on_duty(session, ctx.local(now)) + session.query(Staff).filter_by(on_duty=True).all()
         people = list(dict.fromkeys(s.wecom_userid for s in seniors + on_duty if s.wecom_userid))
         if office is not None and office is not staff_group(session, ticket):
-            outbox.enqueue(session, group=office, purpose=f"escalation_{level}", ticket_id=ticket.id,
+            outbox.enqueue(session, now=now, group=office, purpose=f"escalation_{level}", ticket_id=ticket.id,
                            mentions=people, content=content)
 
 

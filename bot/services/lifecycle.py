@@ -90,11 +90,11 @@ def _when(ctx: Context, ticket: Ticket, eta: str) -> str:
     return f"会在{due:%m月%d日 %H:%M}前处理" if due else "会尽快联系您"
 
 
-def _tell_resident(session: Session, ticket: Ticket, purpose: str, text: str) -> None:
+def _tell_resident(session: Session, ticket: Ticket, purpose: str, text: str, now: dt.datetime) -> None:
     """Queue a WeChat message to the ticket's resident; REST residents read it on their next status query."""
     if identity.channel_of(ticket.sender_id) != "wechat":
         return
-    outbox.enqueue_resident(session, recipient=ticket.sender_id, purpose=purpose, text=text, ticket_id=ticket.id,
+    outbox.enqueue_resident(session, now=now, recipient=ticket.sender_id, purpose=purpose, text=text, ticket_id=ticket.id,
                             template={"number": ticket.number, "status": lc.STATE_LABELS[ticket.status],
                                       "detail": text})
 
@@ -157,14 +157,14 @@ def _perform(session: Session, actor: StaffActor, ticket: Ticket, action: str, n
         _record(session, ticket, action, actor.label, before, note or (f"负责人：{new_holder.name}" if new_holder else ""),
                 now)
         if action != "accept":
-            outbox.enqueue(session, group=staff_group(session, ticket), purpose="assigned", ticket_id=ticket.id,
+            outbox.enqueue(session, now=now, group=staff_group(session, ticket), purpose="assigned", ticket_id=ticket.id,
                            mentions=[new_holder.wecom_userid] if new_holder and new_holder.wecom_userid else [],
                            content=messages.ticket_assigned_card(ticket.number, _address(ticket), new_holder.name,
                                                                  actor.label, link))
         if previous is None or previous.id != new_holder.id:
             text = (messages.resident_reassigned if previous is not None else messages.resident_assigned)(
                 ticket.number, new_holder.name, _when(ctx, ticket, eta))
-            _tell_resident(session, ticket, "resident_assigned", text)
+            _tell_resident(session, ticket, "resident_assigned", text, now)
     elif action == "start":
         _record(session, ticket, action, actor.label, before, note, now)
     elif action == "note":
@@ -172,15 +172,15 @@ def _perform(session: Session, actor: StaffActor, ticket: Ticket, action: str, n
     elif action == "resolve":
         ticket.resolved_at, ticket.resolution = now, note
         _record(session, ticket, action, actor.label, before, note, now)
-        _tell_resident(session, ticket, "resident_resolved", messages.resident_resolved(ticket.number, note))
+        _tell_resident(session, ticket, "resident_resolved", messages.resident_resolved(ticket.number, note), now)
     elif action == "return":
         ticket.assignee = None
         _record(session, ticket, action, actor.label, before, note, now)
         leader = ticket.grid.leader if ticket.grid is not None else None
-        outbox.enqueue(session, group=staff_group(session, ticket), purpose="returned", ticket_id=ticket.id,
+        outbox.enqueue(session, now=now, group=staff_group(session, ticket), purpose="returned", ticket_id=ticket.id,
                        mentions=[leader.wecom_userid] if leader is not None and leader.wecom_userid else [],
                        content=messages.ticket_returned_card(ticket.number, _address(ticket), actor.label, note, link))
-        _tell_resident(session, ticket, "resident_returned", messages.resident_returned(ticket.number))
+        _tell_resident(session, ticket, "resident_returned", messages.resident_returned(ticket.number), now)
     else:  # pragma: no cover - the table's staff actions are all handled above
         raise NotAllowed(f"{action} is not a staff action", action=action)
     session.flush()
@@ -209,7 +209,7 @@ def resident_action(factory: sessionmaker, sender_id: str, number: str, action: 
             _record(session, ticket, action, actor, before, note or "居民取消", now)
             group = (ticket.grid.property_group if ticket.grid and ticket.kind in ("leak", "repair") else None) or \
                 staff_group(session, ticket)
-            outbox.enqueue(session, group=group, purpose="cancelled", ticket_id=ticket.id,
+            outbox.enqueue(session, now=now, group=group, purpose="cancelled", ticket_id=ticket.id,
                            content=messages.ticket_cancelled_card(ticket.number, _address(ticket)))
         elif action == "confirm":
             ticket.confirmed_at = ticket.closed_at = now
@@ -227,7 +227,7 @@ def resident_action(factory: sessionmaker, sender_id: str, number: str, action: 
             _record(session, ticket, action, actor, before, note or "居民反映没修好", now)
             mentions = [s.wecom_userid for s in (ticket.grid.leader if ticket.grid else None, previous)
                         if s is not None and s.wecom_userid]
-            outbox.enqueue(session, group=staff_group(session, ticket), purpose="reopened", ticket_id=ticket.id,
+            outbox.enqueue(session, now=now, group=staff_group(session, ticket), purpose="reopened", ticket_id=ticket.id,
                            mentions=mentions, content=messages.ticket_reopened_card(ticket.number, _address(ticket), link))
         session.flush()
         return Outcome(ticket.number, action, before, ticket.status, ticket.assignee.key if ticket.assignee else None)

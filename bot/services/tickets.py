@@ -135,11 +135,11 @@ def _enqueue_for_new_ticket(session: Session, ticket: Ticket, building_group: Op
         if key in seen:
             continue
         seen.add(key)
-        outbox.enqueue(session, group=group, purpose="new_ticket", content=content,
+        outbox.enqueue(session, now=ticket.created_at, group=group, purpose="new_ticket", content=content,
                        ticket_id=ticket.id, mentions=mentions)
         told.append(group.name if group is not None else "未配置的群")
     if needs_water_pause(ticket.kind, ticket.description) and ticket.building is not None:
-        outbox.enqueue(session, group=building_group, purpose="pause_water",
+        outbox.enqueue(session, now=ticket.created_at, group=building_group, purpose="pause_water",
                        content=messages.water_pause_notice(ticket.community or "", ticket.building, ticket.unit),
                        ticket_id=ticket.id)
         told.append(building_group.name if building_group is not None else "楼栋群（未配置）")
@@ -148,7 +148,7 @@ def _enqueue_for_new_ticket(session: Session, ticket: Ticket, building_group: Op
         night = duty.on_duty(session, local)
         if night:
             office = _office_group(session)
-            outbox.enqueue(session, group=office, purpose="night_duty", ticket_id=ticket.id,
+            outbox.enqueue(session, now=ticket.created_at, group=office, purpose="night_duty", ticket_id=ticket.id,
                            mentions=[s.wecom_userid for s in night if s.wecom_userid],
                            content=messages.night_duty_card(ticket.number, _view(ticket).address, link))
             told.append("夜间值班：" + "、".join(s.name for s in night))
