@@ -101,6 +101,28 @@ def cmd_handoff_release(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ticket_act(settings: Settings, args: argparse.Namespace) -> int:
+    """Take a lifecycle action on a ticket as a staff member (the same rules as the console)."""
+    from bot import lifecycle as lc
+    from bot.errors import HongguanjiaError
+    from bot.services import lifecycle
+    from bot.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        outcome = lifecycle.perform(make_session_factory(engine), args.staff, args.number, args.action,
+                                    note=args.note, assignee=args.assignee, eta=args.eta,
+                                    ctx=lifecycle.Context.from_settings(settings))
+    except HongguanjiaError as exc:
+        print(f"ticket: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2 if exc.code in ("invalid_input", "not_found") else 1
+    finally:
+        engine.dispose()
+    print(f"ticket {outcome.number}: {lc.STATE_LABELS[outcome.from_status]} → {lc.STATE_LABELS[outcome.status]}"
+          + (f" ({outcome.assignee})" if outcome.assignee else ""))
+    return 0
+
+
 def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     """Talk to the running assistant over REST from the terminal."""
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
@@ -222,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     failures.add_argument("--sender", help="only this OpenID")
     failures.add_argument("--limit", type=int, default=50)
     failures.set_defaults(func=cmd_wechat_failures)
+    from bot.lifecycle import STAFF_ACTIONS
+
+    ticket = sub.add_parser("ticket", help="tickets").add_subparsers(dest="ticket_command", required=True)
+    act = ticket.add_parser("act", help="take a lifecycle action on a ticket as a staff member")
+    act.add_argument("number")
+    act.add_argument("action", choices=STAFF_ACTIONS)
+    act.add_argument("--as", dest="staff", required=True, help="the staff key (community.yml)")
+    act.add_argument("--note", help="a note, a reason (return, reassign) or what was done (resolve)")
+    act.add_argument("--assignee", help="staff key (assign, reassign)")
+    act.add_argument("--eta", help="when they will come, told to the resident (accept, assign)")
+    act.set_defaults(func=cmd_ticket_act)
     chat = sub.add_parser("chat", help="talk to the running assistant")
     chat.add_argument("--sender", default="console-resident")
     chat.set_defaults(func=cmd_chat)

@@ -236,3 +236,28 @@ def test_any_sequence_of_actions_only_takes_legal_steps_and_records_each_one(tmp
 def test_context_links_point_at_the_console() -> None:
     ctx = Context(link_base="https://console.example.org")
     assert ctx.ticket_link("HG-20261128-0001") == "https://console.example.org/tickets/HG-20261128-0001"
+
+
+def test_the_cli_takes_the_same_actions_with_the_same_rules(sqlite_url: str, tmp_path: Path, capsys) -> None:
+    from bot.cli import main
+
+    factory = community_db(sqlite_url)
+    number = _open(factory)
+    env = {"DATABASE_URL": sqlite_url, "HG_VAR_DIR": str(tmp_path)}
+    import os
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        assert main(["ticket", "act", number, "accept", "--as", "lishufen"]) == 2  # another grid's leader
+        assert "not_found" in capsys.readouterr().err
+        assert main(["ticket", "act", number, "accept", "--as", "zhouming"]) == 0
+        assert "待受理 → 已派单 (zhouming)" in capsys.readouterr().out
+        assert main(["ticket", "act", number, "accept", "--as", "zhouming"]) == 1
+        assert "illegal_transition" in capsys.readouterr().err
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    assert _ticket(factory, number).status == "assigned"
