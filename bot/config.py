@@ -77,6 +77,16 @@ class Settings:
     # The WeChat-style web chat page (HG_WEBCHAT=1): a local/demo tool, and it serves only on the demo
     # account's credentials with a local fake WeChat API (bot/channels/webchat.py).
     webchat: bool = False
+    # The staff console (bot/console/): its own Sanic process.
+    console_host: str = "127.0.0.1"
+    console_port: int = 5010
+    console_base_url: str = "http://127.0.0.1:5010"
+    # Signs the console's cookies; when unset, one is generated and kept in var/console_secret.
+    console_secret: Optional[str] = field(default=None, repr=False)
+    console_secure_cookies: bool = False
+    console_session_idle_hours: float = 12.0
+    console_max_failed_logins: int = 5
+    console_lockout_minutes: int = 15
 
     @property
     def rasa_url(self) -> str:
@@ -95,6 +105,7 @@ class Settings:
         merged.update(os.environ if env is None else env)
         var_dir = Path(merged.get("HG_VAR_DIR") or PROJECT_ROOT / "var")
         database_url = merged.get("DATABASE_URL") or f"sqlite:///{var_dir / 'hongguanjia.db'}"
+        console_port = _int(merged, "HG_CONSOLE_PORT", 5010)
         return cls(
             var_dir=var_dir,
             database_url=database_url,
@@ -119,6 +130,14 @@ class Settings:
             wechat_api_base=merged.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
             wechat_passive_seconds=float(merged.get("HG_WECHAT_PASSIVE_SECONDS") or 4.0),
             webchat=_flag(merged, "HG_WEBCHAT"),
+            console_host=merged.get("HG_CONSOLE_HOST") or "127.0.0.1",
+            console_port=console_port,
+            console_base_url=(merged.get("HG_CONSOLE_BASE_URL") or f"http://127.0.0.1:{console_port}").rstrip("/"),
+            console_secret=merged.get("HG_CONSOLE_SECRET") or None,
+            console_secure_cookies=_flag(merged, "HG_CONSOLE_SECURE_COOKIES"),
+            console_session_idle_hours=float(merged.get("HG_CONSOLE_SESSION_IDLE_HOURS") or 12.0),
+            console_max_failed_logins=_int(merged, "HG_CONSOLE_MAX_FAILED_LOGINS", 5),
+            console_lockout_minutes=_int(merged, "HG_CONSOLE_LOCKOUT_MINUTES", 15),
         )
 
 
