@@ -501,3 +501,40 @@ def test_adding_a_route_to_the_table_documents_it() -> None:
     assert echo["requestBody"]["content"]["application/json"]["schema"]["required"] == ["note"]
     assert [p["name"] for p in echo["parameters"]] == ["number", "q"]
     assert doc["paths"]["/api/test/missing"]["get"]["responses"]["404"] == {"$ref": "#/components/responses/E404"}
+
+
+# ---- running it -----------------------------------------------------------------------------------------------
+
+def test_python_m_bot_console_serves_the_console_as_its_own_process(tmp_path: Path, sqlite_url: str,
+                                                                    factory: sessionmaker) -> None:
+    import os
+    import urllib.request
+
+    from bot.config import rasa_env
+    from bot.devtools.stack import free_port
+    from bot.runner import Supervisor, _wait_http, console_command
+
+    port = free_port()
+    env = rasa_env({**os.environ, "DATABASE_URL": sqlite_url, "HG_VAR_DIR": str(tmp_path)})
+    env.pop("HG_CONSOLE_SECRET", None)
+    sup = Supervisor()
+    sup.start("console", console_command(port), env, tmp_path / "console.log")
+    try:
+        assert _wait_http(f"http://127.0.0.1:{port}/health", 60, list(sup.procs.values())), \
+            (tmp_path / "console.log").read_text(errors="replace")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=10) as resp:  # noqa: S310
+            assert resp.status == 200 and "登录" in resp.read().decode("utf-8")
+    finally:
+        sup.stop()
+    assert (tmp_path / "console_secret").stat().st_mode & 0o777 == 0o600  # generated, kept for restarts
+
+
+def test_the_start_up_banner_lists_the_accounts_still_on_the_demo_password(sqlite_url: str,
+                                                                           factory: sessionmaker) -> None:
+    from bot.runner import console_banner
+
+    accounts.set_password(factory, "admin", "admins-own-password", dt.datetime.utcnow())
+    banner = console_banner(Settings.from_env({"DATABASE_URL": sqlite_url, "HG_CONSOLE_PORT": "5123"}))
+    assert "http://127.0.0.1:5123/" in banner and DEMO_PASSWORD in banner
+    assert "wangjianguo" in banner and "王建国" in banner and "网格长" in banner
+    assert "社区管理员" not in banner  # has a real password now
