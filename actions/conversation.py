@@ -31,7 +31,7 @@ class ActionHandoff(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
         d = deps.get()
         await asyncio.to_thread(handoff.start, d.sessions, tracker.sender_id,
-                                tracker.latest_message.get("text") or "", f"{d.settings.console_link_base}/handoffs")
+                                tracker.latest_message.get("text") or "", f"{d.settings.console_base_url}/handoffs")
         dispatcher.utter_message(text=messages.HANDOFF)
         return [ConversationPaused()]
 

@@ -1,4 +1,4 @@
-"""`python -m bot …`: database, community data, training, dispatcher, run, handoff, WeChat and chat commands."""
+"""`python -m bot …`: database, community, training, dispatcher, run, console, staff, handoff, WeChat, chat."""
 
 from __future__ import annotations
 
@@ -209,6 +209,86 @@ def cmd_wechat_failures(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_password(settings: Settings) -> Optional[str]:
+    from bot.errors import InvalidInput
+    from bot.services.community import read_community
+
+    try:
+        console = read_community(settings.community_dir).get("console") or {}
+    except InvalidInput:
+        return None
+    value = console.get("demo_password") if isinstance(console, dict) else None
+    return str(value) if value else None
+
+
+def _read_new_password() -> Optional[str]:
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("新密码 / new password: ")
+    if getpass.getpass("再输入一次 / repeat it: ") != first:
+        print("staff: the two passwords differ; nothing changed", file=sys.stderr)
+        return None
+    return first
+
+
+def cmd_staff_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Set a staff member's console password (read from stdin, or asked twice on a terminal)."""
+    from bot.errors import InvalidInput, NotFound
+    from bot.services import accounts
+    from bot.store.db import make_engine, make_session_factory
+    from bot.store.models import utcnow
+
+    password = _read_new_password()
+    if password is None:
+        return 2
+    engine = make_engine(settings.database_url)
+    try:
+        staff = accounts.set_password(make_session_factory(engine), args.key, password, utcnow(),
+                                      demo_password=_demo_password(settings))
+    except InvalidInput as exc:
+        print(f"staff: password not set: {exc.message}", file=sys.stderr)
+        return 2
+    except NotFound as exc:
+        print(f"staff: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"staff: password set for {staff.key} ({staff.name}); their console sessions were signed out")
+    return 0
+
+
+def cmd_staff_token(settings: Settings, args: argparse.Namespace) -> int:
+    """Issue a new API bearer token for a staff member and print it (once; it replaces any earlier one)."""
+    from bot.errors import NotFound
+    from bot.services import accounts
+    from bot.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        token = accounts.issue_api_token(make_session_factory(engine), args.key)
+    except NotFound as exc:
+        print(f"staff: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(token)
+    print(f"staff: new API token for {args.key} (shown only now; any earlier token stops working). Use it as "
+          f"'Authorization: Bearer <token>' with {settings.console_base_url}/api/", file=sys.stderr)
+    return 0
+
+
+def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the staff console until interrupted."""
+    from bot.console.app import create_app
+
+    app = create_app(settings)
+    app.run(host=args.host or settings.console_host, port=args.port or settings.console_port, access_log=False,
+            motd=False)
+    return 0
+
+
 def _safe_url(url: str) -> str:
     parsed = urllib.parse.urlsplit(url)
     if parsed.password:
@@ -255,6 +335,17 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--assignee", help="staff key (assign, reassign)")
     act.add_argument("--eta", help="when they will come, told to the resident (accept, assign)")
     act.set_defaults(func=cmd_ticket_act)
+    console = sub.add_parser("console", help="serve the staff console")
+    console.add_argument("--port", type=int, help="port (default: HG_CONSOLE_PORT or 5010)")
+    console.add_argument("--host", help="address to listen on (default: HG_CONSOLE_HOST or 127.0.0.1)")
+    console.set_defaults(func=cmd_console)
+    staff = sub.add_parser("staff", help="staff console accounts").add_subparsers(dest="staff_command", required=True)
+    password = staff.add_parser("password", help="set a staff member's console password (stdin, or asked twice)")
+    password.add_argument("key", help="the staff member's key in community.yml")
+    password.set_defaults(func=cmd_staff_password)
+    token = staff.add_parser("token", help="print a new API bearer token for a staff member")
+    token.add_argument("key", help="the staff member's key in community.yml")
+    token.set_defaults(func=cmd_staff_token)
     chat = sub.add_parser("chat", help="talk to the running assistant")
     chat.add_argument("--sender", default="console-resident")
     chat.set_defaults(func=cmd_chat)

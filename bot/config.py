@@ -121,12 +121,20 @@ class Settings:
     webchat: bool = False
     # Staff side (bot/services/lifecycle.py, bot/services/escalation.py): deadlines and night hours.
     escalation: "EscalationSettings" = field(default_factory=lambda: EscalationSettings())
-    # Where WeCom cards link to (a ticket's console page, the handoff inbox).
-    console_link_base: str = "http://127.0.0.1:5010"
     # WeChat template message for residents outside the 48-hour customer-service window (empty: none set up).
     wechat_template_id: str = ""
     # Our fields → the template's keys, e.g. "number=keyword1,status=keyword2,detail=remark".
     wechat_template_fields: Dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TEMPLATE_FIELDS))
+    # The staff console (bot/console/): its own Sanic process.
+    console_host: str = "127.0.0.1"
+    console_port: int = 5010
+    console_base_url: str = "http://127.0.0.1:5010"  # also where WeCom cards link to
+    # Signs the console's cookies; when unset, one is generated and kept in var/console_secret.
+    console_secret: Optional[str] = field(default=None, repr=False)
+    console_secure_cookies: bool = False
+    console_session_idle_hours: float = 12.0
+    console_max_failed_logins: int = 5
+    console_lockout_minutes: int = 15
 
     @property
     def rasa_url(self) -> str:
@@ -145,6 +153,7 @@ class Settings:
         merged.update(os.environ if env is None else env)
         var_dir = Path(merged.get("HG_VAR_DIR") or PROJECT_ROOT / "var")
         database_url = merged.get("DATABASE_URL") or f"sqlite:///{var_dir / 'hongguanjia.db'}"
+        console_port = _int(merged, "HG_CONSOLE_PORT", 5010)
         return cls(
             var_dir=var_dir,
             database_url=database_url,
@@ -170,9 +179,16 @@ class Settings:
             wechat_passive_seconds=float(merged.get("HG_WECHAT_PASSIVE_SECONDS") or 4.0),
             webchat=_flag(merged, "HG_WEBCHAT"),
             escalation=EscalationSettings.from_env(merged),
-            console_link_base=(merged.get("HG_CONSOLE_BASE_URL") or "http://127.0.0.1:5010").rstrip("/"),
             wechat_template_id=merged.get("HG_WECHAT_TEMPLATE_ID") or "",
             wechat_template_fields=_fields(merged.get("HG_WECHAT_TEMPLATE_FIELDS")),
+            console_host=merged.get("HG_CONSOLE_HOST") or "127.0.0.1",
+            console_port=console_port,
+            console_base_url=(merged.get("HG_CONSOLE_BASE_URL") or f"http://127.0.0.1:{console_port}").rstrip("/"),
+            console_secret=merged.get("HG_CONSOLE_SECRET") or None,
+            console_secure_cookies=_flag(merged, "HG_CONSOLE_SECURE_COOKIES"),
+            console_session_idle_hours=float(merged.get("HG_CONSOLE_SESSION_IDLE_HOURS") or 12.0),
+            console_max_failed_logins=_int(merged, "HG_CONSOLE_MAX_FAILED_LOGINS", 5),
+            console_lockout_minutes=_int(merged, "HG_CONSOLE_LOCKOUT_MINUTES", 15),
         )
 
 

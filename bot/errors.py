@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Optional
 
 
@@ -42,6 +43,22 @@ class InvalidState(HongguanjiaError):
     """The record is in a state where this change makes no sense (e.g. already closed)."""
 
     code = "invalid_state"
+
+
+class AuthFailed(HongguanjiaError):
+    """A sign-in was refused: unknown or inactive account, or a wrong password (deliberately not told apart)."""
+
+    code = "auth_failed"
+
+
+class AccountLocked(AuthFailed):
+    """Too many wrong passwords in a row: the account refuses every sign-in until `until` (naive UTC)."""
+
+    code = "account_locked"
+
+    def __init__(self, message: str = "", until: Optional[dt.datetime] = None, **data: object) -> None:
+        super().__init__(message, until=until, **data)
+        self.until = until
 
 
 class DeliveryError(HongguanjiaError):

@@ -1,4 +1,4 @@
-"""`make run`: start the action server, the Rasa server and the dispatcher together; Ctrl-C stops all.
+"""`make run`: start the action server, the Rasa server, the dispatcher and the staff console; Ctrl-C stops all.
 
 Without WECHAT_TOKEN (environment or .env) the WeChat channel runs on the demo account (bot/wechat/demo.py,
 safe mode) against a local fake WeChat API on FAKE_WECHAT_PORT, and the web chat page is switched on.
@@ -37,6 +37,33 @@ def fake_wechat_command(port: int) -> List[str]:
 
     return [sys.executable, "-m", "bot.devtools.fake_wechat", "--port", str(port), "--appid", DEMO_APPID,
             "--secret", DEMO_SECRET]
+
+
+def console_command(port: int) -> List[str]:
+    """The command that serves the staff console on `port`."""
+    return [sys.executable, "-m", "bot", "console", "--port", str(port)]
+
+
+def console_banner(settings: Settings) -> str:
+    """The start-up lines about the staff console: its address and the accounts still on the demo password."""
+    from bot.console.texts import role_label
+    from bot.services.accounts import demo_accounts
+    from bot.services.community import read_community
+    from bot.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        demo = demo_accounts(make_session_factory(engine))
+    finally:
+        engine.dispose()
+    lines = [f"  工作台 / staff console:  {settings.console_base_url}/"]
+    if demo:
+        console = read_community(settings.community_dir).get("console") or {}
+        password = console.get("demo_password") if isinstance(console, dict) else None
+        lines.append(f"    演示账号 / demo accounts (密码 / password: {password}):")
+        lines += [f"      {s.key:<12} {s.name}  {role_label(s.role)} ({s.role})" for s in demo]
+        lines.append("    设置正式密码 / set a real password:  .venv/bin/python -m bot staff password KEY")
+    return "\n".join(lines) + "\n"
 
 
 def webchat_url(settings: Settings) -> str:
@@ -160,16 +187,22 @@ def run(settings: Settings, model: Path) -> int:
                            str(endpoints_file(settings)), "--credentials", "credentials.yml", "--port",
                            str(settings.rasa_port), "--enable-api", f"--auth-token={token}"], env,
                   logs / "rasa.log")
-        print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher"
+        sup.start("console", console_command(settings.console_port), env, logs / "console.log")
+        print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher, "
+              f"console :{settings.console_port}"
               + (f", local fake WeCom :{FAKE_WECOM_PORT}" if demo_wecom else "")
               + (f", local fake WeChat API :{FAKE_WECHAT_PORT} (demo account)" if demo_wechat else "")
               + f" (logs in {logs})", flush=True)
-        if not _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, list(sup.procs.values())) or \
-                not _wait_http(f"{settings.rasa_url}/", 300, list(sup.procs.values())):
+        procs = list(sup.procs.values())
+        if not _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs) or \
+                not _wait_http(f"http://127.0.0.1:{settings.console_port}/health", 60, procs) or \
+                not _wait_http(f"{settings.rasa_url}/", 300, procs):
             print("failed to start; see the logs in " + str(logs), file=sys.stderr)
             return 1
         webchat_line = (f"  微信风格网页聊天 / WeChat-style web chat page:  {webchat_url(settings)}\n"
                         if demo_wechat else "")
+        console_line = console_banner(settings)
+        group_messages = logs / "fake_wecom.jsonl" if demo_wecom else settings.wecom_webhook_url
         example = json.dumps({"sender": "resident-1", "message": "洗衣机下水管堵了，阳台都是水"}, ensure_ascii=False)
         print(f"""
 红管家已启动 / Hongguanjia is running.
@@ -177,7 +210,7 @@ def run(settings: Settings, model: Path) -> int:
     curl -s {settings.rasa_url}/webhooks/rest/webhook -H 'Content-Type: application/json' \\
       -d '{example}'
   或者交互式 / or interactively:  .venv/bin/python -m bot chat --sender resident-1
-{webchat_line}  群消息 / group messages: {logs / 'fake_wecom.jsonl' if demo_wecom else settings.wecom_webhook_url}
+{webchat_line}{console_line}  群消息 / group messages: {group_messages}
   转人工后交还 / release a handoff:  .venv/bin/python -m bot handoff release resident-1
 按 Ctrl-C 全部停止 / Ctrl-C stops everything.""", flush=True)
         ended = sup.wait()

@@ -1,4 +1,4 @@
-"""Starts the real stack (fake WeCom, action server, Rasa, dispatcher) on free ports for tests and benchmarks.
+"""Starts the real stack (fake WeCom, action server, Rasa, dispatcher, console) on free ports for tests and the bench.
 
 With `webchat=True` it also starts what `make run` starts without WECHAT_TOKEN: a fake WeChat API, the WeChat
 channel on the demo account (safe mode) and the web chat page.
@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
-from bot.runner import Supervisor, _wait_http, endpoints_file, fake_wechat_command, tracker_env, webchat_url
+from bot.runner import (
+    Supervisor,
+    _wait_http,
+    console_command,
+    endpoints_file,
+    fake_wechat_command,
+    tracker_env,
+    webchat_url,
+)
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
 
@@ -43,6 +51,11 @@ class Stack:
     def webchat_url(self) -> str:
         """The web chat page (serves only when started with webchat=True)."""
         return webchat_url(self.settings)
+
+    @property
+    def console_url(self) -> str:
+        """The staff console's base URL (no trailing slash)."""
+        return self.settings.console_base_url
 
     @property
     def rest_url(self) -> str:
@@ -93,11 +106,12 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
         load_community(session, read_community(PROJECT_ROOT / "data" / "community"),
                        today or dt.date.today())
     engine.dispose()
-    ports = {"HG_RASA_PORT": free_port(), "HG_ACTION_PORT": free_port()}
+    ports = {"HG_RASA_PORT": free_port(), "HG_ACTION_PORT": free_port(), "HG_CONSOLE_PORT": free_port()}
     wecom_port = free_port()
     token = secrets.token_urlsafe(12)
     env = rasa_env(DATABASE_URL=db_url, HG_VAR_DIR=str(workdir), HG_DISPATCH_INTERVAL="0.2",
                WECOM_WEBHOOK_URL=f"http://127.0.0.1:{wecom_port}/cgi-bin/webhook/send", HG_RASA_TOKEN=token,
+               HG_CONSOLE_BASE_URL=f"http://127.0.0.1:{ports['HG_CONSOLE_PORT']}",
                **{k: str(v) for k, v in ports.items()})
     if redis_url:
         env["REDIS_URL"] = redis_url
@@ -124,8 +138,10 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
                        "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port", str(settings.rasa_port), "--enable-api",
                        f"--auth-token={token}"], env, logs / "rasa.log")
+    sup.start("console", console_command(settings.console_port), env, logs / "console.log")
     procs = list(sup.procs.values())
     ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
+          and _wait_http(f"{settings.console_base_url}/health", 60, procs)
           and _wait_http(f"{settings.rasa_url}/", 300, procs)
           and _wait_http(f"http://127.0.0.1:{wecom_port}/", 30, procs)
           and (not wechat_api_base or _wait_http(f"{wechat_api_base}/", 30, procs)))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bot import address
 from bot.errors import InvalidInput
+from bot.services.accounts import seed_demo_passwords
 from bot.store.models import (
     Building,
     ChatGroup,
@@ -65,6 +66,13 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
                           active=bool(s.get("active", True)))
         for s in data["staff"]
     }
+    session.flush()
+    console = data.get("console") or {}
+    if not isinstance(console, dict):
+        raise InvalidInput("'console' must be a mapping", field="console")
+    demo_password = console.get("demo_password")
+    # Accounts without a real password get the demo one (and lose it when the file drops it).
+    demo_accounts = seed_demo_passwords(session, str(demo_password) if demo_password else None)
     estates = {}
     for e in data["estates"]:
         estates[e["name"]] = _upsert(
@@ -125,7 +133,8 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
         clinics += 1
     session.flush()
     return {"estates": len(estates), "buildings": buildings, "groups": len(groups), "staff": len(staff),
-            "grids": len(data["grids"]), "teams": len(data["volunteer_teams"]), "clinics": clinics}
+            "grids": len(data["grids"]), "teams": len(data["volunteer_teams"]), "clinics": clinics,
+            "demo accounts": demo_accounts}
 
 
 def estates(session: Session) -> List[address.Estate]:

@@ -48,7 +48,7 @@ class Context:
     def from_settings(cls, settings: "object") -> "Context":
         """Built from bot.config.Settings."""
         return cls(deadlines=getattr(settings, "escalation"), timezone=getattr(settings, "timezone"),
-                   link_base=getattr(settings, "console_link_base"))
+                   link_base=getattr(settings, "console_base_url"))
 
     def ticket_link(self, number: str) -> str:
         """The ticket's console page."""

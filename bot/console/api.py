@@ -1,0 +1,353 @@
+"""The console's JSON API under /api/: one route table that both serves the routes and documents them.
+
+Each route is declared once in ROUTES, as an ApiRoute: method, path (OpenAPI style, `{name}` for path
+parameters), summary, handler, parameters, request and response schemas. `register` adds them to the app
+and `openapi` builds the OpenAPI 3.0 document served at /api/openapi.json from the same table.
+
+A handler takes an ApiCall (the staff member the bearer token names, typed parameters, the validated JSON
+body, the console's dependencies) and returns what the response schema describes. A plain function runs in
+a thread (so it may use the database directly); an `async def` runs on the event loop. Errors from
+bot/errors.py become 400/403/404/409 JSON in bot/console/failures.py. Adding a route:
+
+    def ticket(call: ApiCall) -> Dict[str, Any]:
+        return tickets.as_json(scope.ticket_for(call.factory, call.staff, call.params["number"]))
+
+    ROUTES.append(ApiRoute("GET", "/api/tickets/{number}", "一张工单的详情", ticket,
+                           parameters=(Param("number", "path", description="工单号"),),
+                           response=ref("Ticket"), errors=(404,)))
+    SCHEMAS["Ticket"] = {"type": "object", "properties": {...}}
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.console import texts
+from bot.console.auth import public
+from bot.console.context import Console, console_of
+from bot.console.views import json_answer
+from bot.errors import InvalidInput
+from bot.services.accounts import StaffIdentity
+
+OPENAPI_VERSION = "3.0.3"
+API_VERSION = "1"
+BEARER = "bearerAuth"
+
+
+def ref(name: str) -> Dict[str, str]:
+    """A `$ref` to a schema in SCHEMAS."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A path or query parameter: its name, where it is, its JSON schema (string or integer) and meaning."""
+
+    name: str
+    location: str = "query"  # path | query
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    description: str = ""
+    required: bool = False  # path parameters are always required
+
+    def openapi(self) -> Dict[str, Any]:
+        """The parameter object of the OpenAPI document."""
+        out: Dict[str, Any] = {"name": self.name, "in": self.location,
+                               "required": self.required or self.location == "path", "schema": dict(self.schema)}
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+@dataclass
+class ApiCall:
+    """One API request as a handler sees it."""
+
+    request: Request
+    staff: Optional[StaffIdentity]  # None only on public routes
+    params: Dict[str, Any]
+    body: Any
+    console: Console
+
+    @property
+    def factory(self) -> Any:
+        """The database session factory."""
+        return self.console.factory
+
+    def now(self) -> Any:
+        """The current time (naive UTC)."""
+        return self.console.now()
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One API route, declared once: how it is served and how it is documented."""
+
+    method: str
+    path: str
+    summary: str
+    handler: Callable[[ApiCall], Any]
+    response: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
+    parameters: Tuple[Param, ...] = ()
+    request: Optional[Mapping[str, Any]] = None  # JSON body schema; None means no body
+    status: int = 200
+    errors: Tuple[int, ...] = ()  # error statuses beyond 401 that the route can answer (400, 403, 404, 409)
+    public: bool = False  # no bearer token needed
+    description: str = ""
+    tag: str = "console"
+
+    @property
+    def operation_id(self) -> str:
+        """The OpenAPI operationId (the handler's name)."""
+        return self.handler.__name__
+
+
+SCHEMAS: Dict[str, Dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "code"],
+        "properties": {
+            "error": {"type": "string", "description": "给人看的中文说明"},
+            "code": {"type": "string", "description": "机器可读的错误类别，如 not_found、invalid_input"},
+            "detail": {"type": "string"},
+            "field": {"type": "string", "description": "出错的字段（400 时）"},
+        },
+    },
+    "Staff": {
+        "type": "object",
+        "required": ["key", "name", "role", "role_label", "estates"],
+        "properties": {
+            "key": {"type": "string", "description": "账号"},
+            "name": {"type": "string"},
+            "role": {"type": "string", "enum": ["grid_member", "grid_leader", "property_manager", "duty",
+                                                "secretary", "admin", "team_lead"]},
+            "role_label": {"type": "string", "description": "角色的中文名"},
+            "estates": {"type": "array", "items": {"type": "string"}, "description": "物业管家负责的小区"},
+        },
+    },
+}
+
+_ERROR_DESCRIPTIONS = {
+    400: "提交的内容有误（field 指出哪一项）",
+    401: "缺少或无效的访问令牌",
+    403: "无权进行此操作",
+    404: "不存在或无权查看",
+    409: "记录状态已变化，操作未执行",
+}
+
+
+def staff_json(staff: StaffIdentity) -> Dict[str, Any]:
+    """A staff member as the API shows them (schema Staff)."""
+    return {"key": staff.key, "name": staff.name, "role": staff.role, "role_label": texts.role_label(staff.role),
+            "estates": list(staff.estates)}
+
+
+def me(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/me."""
+    assert call.staff is not None  # not a public route
+    return staff_json(call.staff)
+
+
+def openapi_document(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/openapi.json."""
+    return openapi(ROUTES, call.console.settings.console_base_url)
+
+
+ROUTES: List[ApiRoute] = [
+    ApiRoute("GET", "/api/me", "当前令牌对应的工作人员", me, response=ref("Staff")),
+    ApiRoute("GET", "/api/openapi.json", "本 API 的 OpenAPI 3.0 文档", openapi_document, public=True,
+             response={"type": "object", "description": "OpenAPI 3.0 文档"}),
+]
+
+
+def openapi(routes: List[ApiRoute], server_url: str) -> Dict[str, Any]:
+    """The OpenAPI 3.0 document for `routes`."""
+    paths: Dict[str, Dict[str, Any]] = {}
+    for route in routes:
+        operation: Dict[str, Any] = {
+            "operationId": route.operation_id,
+            "summary": route.summary,
+            "tags": [route.tag],
+            "responses": {
+                str(route.status): {"description": "成功" if route.status != 204 else "成功（无内容）",
+                                    **({} if route.status == 204 else
+                                       {"content": {"application/json": {"schema": dict(route.response)}}})},
+            },
+        }
+        if route.description:
+            operation["description"] = route.description
+        if route.parameters:
+            operation["parameters"] = [p.openapi() for p in route.parameters]
+        if route.request is not None:
+            operation["requestBody"] = {"required": True,
+                                        "content": {"application/json": {"schema": dict(route.request)}}}
+        statuses = set(route.errors) | ({400} if route.request is not None or route.parameters else set())
+        if route.public:
+            operation["security"] = []
+        else:
+            statuses.add(401)
+        for status in sorted(statuses):
+            operation["responses"][str(status)] = {"$ref": f"#/components/responses/E{status}"}
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {"title": "红管家工作台 API", "version": API_VERSION,
+                 "description": "工作台的 JSON API。除注明外都需要 `Authorization: Bearer <令牌>`；"
+                                "令牌用 `python -m bot staff token 账号` 生成。"},
+        "servers": [{"url": server_url}],
+        "security": [{BEARER: []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {BEARER: {"type": "http", "scheme": "bearer",
+                                         "description": "python -m bot staff token 账号 生成的令牌"}},
+            "schemas": SCHEMAS,
+            "responses": {f"E{status}": {"description": text,
+                                         "content": {"application/json": {"schema": ref("Error")}}}
+                          for status, text in _ERROR_DESCRIPTIONS.items()},
+        },
+    }
+
+
+# ---- serving ---------------------------------------------------------------------------------------------
+
+_JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list,
+               "object": dict}
+
+
+def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    target = schema.get("$ref")
+    if isinstance(target, str) and target.startswith("#/components/schemas/"):
+        return SCHEMAS[target.rsplit("/", 1)[-1]]
+    return schema
+
+
+def validate(schema: Mapping[str, Any], value: Any, where: str = "") -> None:
+    """InvalidInput naming the field unless `value` fits `schema` (type, required, properties, enum, bounds)."""
+    schema = _resolve(schema)
+    name = where or "body"
+    kind = schema.get("type")
+    if value is None:
+        if schema.get("nullable"):
+            return
+        raise InvalidInput(f"{name} must not be null", field=name)
+    if kind in _JSON_TYPES:
+        ok = isinstance(value, _JSON_TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool))
+        if not ok:
+            raise InvalidInput(f"{name} must be of type {kind}", field=name)
+    if "enum" in schema and value not in schema["enum"]:
+        raise InvalidInput(f"{name} must be one of {list(schema['enum'])}", field=name)
+    if isinstance(value, str):
+        if len(value) < int(schema.get("minLength", 0)):
+            raise InvalidInput(f"{name} is too short", field=name)
+        if "maxLength" in schema and len(value) > int(schema["maxLength"]):
+            raise InvalidInput(f"{name} is too long", field=name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            raise InvalidInput(f"{name} must be at least {schema['minimum']}", field=name)
+        if "maximum" in schema and value > schema["maximum"]:
+            raise InvalidInput(f"{name} must be at most {schema['maximum']}", field=name)
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > int(schema["maxItems"]):
+            raise InvalidInput(f"{name} has too many items", field=name)
+        for i, item in enumerate(value):
+            if "items" in schema:
+                validate(schema["items"], item, f"{name}[{i}]")
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        for key in schema.get("required") or ():
+            if key not in value:
+                raise InvalidInput(f"{key} is required", field=_join(where, key))
+        for key, item in value.items():
+            if key in props:
+                validate(props[key], item, _join(where, key))
+            elif schema.get("additionalProperties") is False:
+                raise InvalidInput(f"unknown field {key}", field=_join(where, key))
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _convert(param: Param, raw: str) -> Any:
+    kind = param.schema.get("type", "string")
+    if kind == "integer":
+        try:
+            value: Any = int(raw)
+        except ValueError:
+            raise InvalidInput(f"{param.name} must be a whole number", field=param.name) from None
+    elif kind == "boolean":
+        if raw.lower() not in ("1", "0", "true", "false"):
+            raise InvalidInput(f"{param.name} must be true or false", field=param.name)
+        value = raw.lower() in ("1", "true")
+    else:
+        value = raw
+    validate(param.schema, value, param.name)
+    return value
+
+
+def sanic_path(route: ApiRoute) -> str:
+    """The route's path in Sanic's syntax (`{number}` → `<number:str>`, `<id:int>` for integers)."""
+    types = {p.name: p.schema.get("type") for p in route.parameters if p.location == "path"}
+
+    def sub(match: "re.Match[str]") -> str:
+        name = match.group(1)
+        if name not in types:
+            raise ValueError(f"{route.method} {route.path}: path parameter {name} is not declared")
+        return f"<{name}:{'int' if types[name] == 'integer' else 'str'}>"
+
+    return re.sub(r"\{(\w+)\}", sub, route.path)
+
+
+def _endpoint(route: ApiRoute) -> Callable[..., Any]:
+    async def endpoint(request: Request, **path_args: Any) -> HTTPResponse:
+        params: Dict[str, Any] = {}
+        for param in route.parameters:
+            if param.location == "path":
+                raw = path_args.get(param.name)
+                params[param.name] = _convert(param, str(raw))
+            else:
+                raw = request.args.get(param.name)
+                if raw is None:
+                    if param.required:
+                        raise InvalidInput(f"{param.name} is required", field=param.name)
+                    continue
+                params[param.name] = _convert(param, raw)
+        body: Any = None
+        if route.request is not None:
+            try:
+                body = json.loads(request.body or b"null")
+            except ValueError:
+                raise InvalidInput("the body must be JSON", field="body") from None
+            validate(route.request, body)
+        console = console_of(request)
+        call = ApiCall(request=request, staff=request.ctx.staff, params=params, body=body, console=console)
+        if inspect.iscoroutinefunction(route.handler):
+            result = await route.handler(call)
+        else:
+            result = await console.run(route.handler, call)
+        if route.status == 204:
+            return response.empty()
+        return json_answer(result, status=route.status)
+
+    endpoint.__name__ = f"api_{route.operation_id}"
+    if route.public:
+        public(endpoint)
+    return endpoint
+
+
+def register(app: Sanic, routes: Optional[List[ApiRoute]] = None) -> None:
+    """Serve `routes` (default: ROUTES) on `app`."""
+    seen = set()
+    for route in ROUTES if routes is None else routes:
+        if route.operation_id in seen:
+            raise ValueError(f"two API routes share the handler name {route.operation_id}")
+        seen.add(route.operation_id)
+        app.add_route(_endpoint(route), sanic_path(route), methods=[route.method.upper()],
+                      name=f"api_{route.operation_id}")

@@ -1,0 +1,130 @@
+"""The console's own pages: login, logout, the (placeholder) home page, static files and the health check."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sanic import Sanic, response
+from sanic.exceptions import NotFound as RouteNotFound
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from sqlalchemy import text
+
+from bot.console import texts
+from bot.console.auth import current_staff, login_form, public
+from bot.console.context import console_of
+from bot.console.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next
+from bot.console.views import render
+from bot.errors import AccountLocked, AuthFailed
+from bot.services import accounts
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+STATIC_FILES = {  # name → content type; the only files /static/ serves
+    "console.css": "text/css; charset=utf-8",
+}
+
+
+def _login_page(request: Request, nonce: str, status: int = 200, error: str = "", key: str = "",
+                nxt: str = "/") -> HTTPResponse:
+    page = render(request, "login.html", status=status, csrf_token=nonce, error=error, key=key, next=nxt)
+    console_of(request).cookies.set(page, LOGIN_COOKIE, nonce)
+    return page
+
+
+def _login_nonce(request: Request) -> str:
+    # One nonce per browser (kept while the login cookie lives), so two open login tabs both work.
+    console = console_of(request)
+    return console.cookies.read(LOGIN_COOKIE, request.cookies.get(LOGIN_COOKIE)) or secrets.token_urlsafe(32)
+
+
+@login_form
+async def login_page(request: Request) -> HTTPResponse:
+    """GET /login: the form (or straight on, when already signed in)."""
+    nxt = safe_next(request.args.get("next"))
+    if request.ctx.staff is not None:
+        return response.redirect(nxt, status=302)
+    return _login_page(request, _login_nonce(request), nxt=nxt)
+
+
+@login_form
+async def login_submit(request: Request) -> HTTPResponse:
+    """POST /login: check the password, open a fresh session, and go on to `next`."""
+    console = console_of(request)
+    key = (request.form.get("key") or "").strip()
+    password = request.form.get("password") or ""
+    nxt = safe_next(request.form.get("next"))
+    nonce = _login_nonce(request)  # checked against the form already (auth.identify)
+    if not key or not password:
+        return _login_page(request, nonce, 400, texts.MISSING_CREDENTIALS, key, nxt)
+    try:
+        async with console.login_slots:
+            new = await console.run(accounts.login, console.factory, key, password, console.now(), console.policy)
+    except AccountLocked as exc:
+        until = exc.until.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(console.settings.timezone))
+        return _login_page(request, nonce, 401, texts.LOCKED_UNTIL.format(until=f"{until:%H:%M}"), key, nxt)
+    except AuthFailed:
+        return _login_page(request, nonce, 401, texts.WRONG_CREDENTIALS, key, nxt)
+    old = console.cookies.read(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))
+    if old:  # signing in again (maybe as someone else) ends the session this browser had
+        await console.run(accounts.logout, console.factory, old, console.now())
+    done = response.redirect(nxt, status=303)
+    # The login cookie stays: another tab's login form (same nonce) still works, e.g. to switch accounts.
+    console.cookies.set(done, SESSION_COOKIE, new.sid)
+    return done
+
+
+async def logout(request: Request) -> HTTPResponse:
+    """POST /logout: end the session on the server and drop the cookie."""
+    console = console_of(request)
+    raw = console.cookies.read(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))
+    await console.run(accounts.logout, console.factory, raw, console.now())
+    done = response.redirect("/login", status=303)
+    console.cookies.clear(done, SESSION_COOKIE)
+    return done
+
+
+async def home(request: Request) -> HTTPResponse:
+    """GET /: who is signed in (a placeholder until the ticket queue takes its place)."""
+    return render(request, "home.html", me=current_staff(request))
+
+
+@public
+async def static_file(request: Request, name: str) -> HTTPResponse:
+    """GET /static/<name>: one of STATIC_FILES, nothing else."""
+    content_type = STATIC_FILES.get(name)
+    if content_type is None:
+        raise RouteNotFound("no such file")
+    body = await console_of(request).run((STATIC_DIR / name).read_bytes)
+    return response.raw(body, content_type=content_type, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@public
+async def health(request: Request) -> HTTPResponse:
+    """GET /health: 200 when the database answers, 503 otherwise."""
+    console = console_of(request)
+
+    def ping() -> None:
+        with console.factory() as session:
+            session.execute(text("select 1"))
+
+    try:
+        await console.run(ping)
+    except Exception:  # noqa: BLE001 - any database failure means "not healthy"; the reason is logged
+        logger.exception("console: health check failed")
+        return response.json({"status": "unavailable"}, status=503)
+    return response.json({"status": "ok"})
+
+
+def register_pages(app: Sanic) -> None:
+    """Add the pages to `app`."""
+    app.add_route(login_page, "/login", methods=["GET"], name="login_page")
+    app.add_route(login_submit, "/login", methods=["POST"], name="login_submit")
+    app.add_route(logout, "/logout", methods=["POST"], name="logout")
+    app.add_route(home, "/", methods=["GET"], name="home")
+    app.add_route(static_file, "/static/<name:str>", methods=["GET"], name="static_file")
+    app.add_route(health, "/health", methods=["GET"], name="health")
