@@ -77,6 +77,8 @@ class Settings:
     # The WeChat-style web chat page (HG_WEBCHAT=1): a local/demo tool, and it serves only on the demo
     # account's credentials with a local fake WeChat API (bot/channels/webchat.py).
     webchat: bool = False
+    # Bearer token of the REST channel (HG_REST_TOKEN); required whenever WeChat runs on a real account.
+    rest_token: Optional[str] = field(default=None, repr=False)
 
     @property
     def rasa_url(self) -> str:
@@ -119,6 +121,7 @@ class Settings:
             wechat_api_base=merged.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
             wechat_passive_seconds=float(merged.get("HG_WECHAT_PASSIVE_SECONDS") or 4.0),
             webchat=_flag(merged, "HG_WEBCHAT"),
+            rest_token=merged.get("HG_REST_TOKEN") or None,
         )
 
 
