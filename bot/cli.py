@@ -78,16 +78,48 @@ def _rasa_token(settings: Settings) -> str:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
 
+# Characters a URL path carries as they are (RFC 3986 pchar and '/'). Rasa's routes do not decode %-escapes
+# (sanic routes with unquote=False), so an id is sent as it is or Rasa would see a different id.
+_RAW_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/")
+
+
+def rasa_conversation_path(sender_id: str) -> Optional[str]:
+    """The path of a conversation in Rasa's HTTP API (`rest:x` stays `rest:x`), or None when none addresses it."""
+    if not sender_id or not set(sender_id) <= _RAW_PATH_CHARS or sender_id.startswith("/"):
+        return None
+    return f"/conversations/{sender_id}"
+
+
 def cmd_handoff_release(settings: Settings, args: argparse.Namespace) -> int:
-    """Hand a conversation back to the assistant after staff finished."""
+    """Hand a conversation back to the assistant after staff finished (SENDER as stored: an OpenID or rest:<sender>)."""
+    from bot import identity
     from bot.services import handoff
     from bot.store.db import make_engine, make_session_factory
 
+    try:
+        identity.channel_of(args.sender)
+    except identity.UnknownSenderId as exc:
+        print(f"handoff: {exc}; give the conversation as stored: a WeChat OpenID, or rest:<sender> for REST",
+              file=sys.stderr)
+        return 2
     engine = make_engine(settings.database_url)
-    had = handoff.release(make_session_factory(engine), args.sender, by=args.by)
+    factory = make_session_factory(engine)
+    had = handoff.release(factory, args.sender, by=args.by)
+    rest_hint = ""
+    if not had and identity.channel_of(args.sender) == "wechat" \
+            and len(args.sender) <= identity.MAX_REST_SENDER_CHARS \
+            and handoff.active(factory, identity.rest_sender(args.sender)) is not None:
+        rest_hint = f"; REST conversations are stored as rest:<sender>, did you mean {identity.rest_sender(args.sender)}?"
     engine.dispose()
-    url = (f"{settings.rasa_url}/conversations/{urllib.parse.quote(args.sender, safe='')}/tracker/events"
-           f"?token={urllib.parse.quote(_rasa_token(settings))}")
+    if rest_hint:
+        print(f"handoff: no open handoff for {args.sender}{rest_hint}", file=sys.stderr)
+        return 1
+    path = rasa_conversation_path(args.sender)
+    if path is None:
+        print(f"handoff: recorded as released, but Rasa's HTTP API cannot address {args.sender!r} (it does not "
+              "decode %-escapes, and this id has characters a URL path cannot carry as they are)", file=sys.stderr)
+        return 1
+    url = f"{settings.rasa_url}{path}/tracker/events?token={urllib.parse.quote(_rasa_token(settings))}"
     body = json.dumps([{"event": "resume"}]).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
@@ -124,8 +156,19 @@ def cmd_ticket_act(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
-    """Talk to the running assistant over REST from the terminal."""
+    """Talk to the running assistant over REST from the terminal (the conversation is stored as rest:<sender>)."""
+    from bot import identity
+
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
+    headers = {"Content-Type": "application/json"}
+    if settings.rest_token:
+        headers["Authorization"] = f"Bearer {settings.rest_token}"
+    try:
+        conversation = identity.rest_sender(args.sender)
+    except identity.UnknownSenderId as exc:
+        print(f"chat: {exc}", file=sys.stderr)
+        return 2
+    print(f"会话 / conversation: {conversation}")
     print("输入消息，空行或 Ctrl-D 退出 / type a message; empty line or Ctrl-D quits")
     while True:
         try:
@@ -135,12 +178,24 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
         if not text.strip():
             return 0
         req = urllib.request.Request(url, data=json.dumps({"sender": args.sender, "message": text}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local Rasa server
-            for reply in json.loads(resp.read().decode("utf-8")):
-                print("红管家> " + reply.get("text", ""))
-                for i, button in enumerate(reply.get("buttons") or [], 1):
-                    print(f"        {i}. {button.get('title')}")
+                                     headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local Rasa server
+                replies = json.loads(resp.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            print(f"chat: the REST channel answered {exc.code}: {_error_reason(exc)}", file=sys.stderr)
+            return 1
+        for reply in replies:
+            print("红管家> " + reply.get("text", ""))
+            for i, button in enumerate(reply.get("buttons") or [], 1):
+                print(f"        {i}. {button.get('title')}")
+
+
+def _error_reason(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read().decode("utf-8")).get("error") or exc.reason)
+    except (ValueError, AttributeError, OSError):
+        return str(exc.reason)
 
 
 MENU_FILE = Path(__file__).resolve().parent.parent / "data" / "wechat" / "menu.json"
@@ -311,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="start everything (what `make run` does)").set_defaults(func=cmd_run)
     ho = sub.add_parser("handoff", help="human handoff").add_subparsers(dest="handoff_command", required=True)
     rel = ho.add_parser("release", help="hand a conversation back to the assistant")
-    rel.add_argument("sender")
+    rel.add_argument("sender", help="the conversation as stored: a WeChat OpenID, or rest:<sender> for REST")
     rel.add_argument("--by", default="admin")
     rel.set_defaults(func=cmd_handoff_release)
     wechat = sub.add_parser("wechat", help="WeChat Official Account").add_subparsers(dest="wechat_command",
@@ -347,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("key", help="the staff member's key in community.yml")
     token.set_defaults(func=cmd_staff_token)
     chat = sub.add_parser("chat", help="talk to the running assistant")
-    chat.add_argument("--sender", default="console-resident")
+    chat.add_argument("--sender", default="console-resident",
+                      help="your REST sender; the conversation is stored as rest:<sender>")
     chat.set_defaults(func=cmd_chat)
     return parser
 

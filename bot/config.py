@@ -135,6 +135,8 @@ class Settings:
     console_session_idle_hours: float = 12.0
     console_max_failed_logins: int = 5
     console_lockout_minutes: int = 15
+    # Bearer token of the REST channel (HG_REST_TOKEN); required whenever WeChat runs on a real account.
+    rest_token: Optional[str] = field(default=None, repr=False)
 
     @property
     def rasa_url(self) -> str:
@@ -189,6 +191,7 @@ class Settings:
             console_session_idle_hours=float(merged.get("HG_CONSOLE_SESSION_IDLE_HOURS") or 12.0),
             console_max_failed_logins=_int(merged, "HG_CONSOLE_MAX_FAILED_LOGINS", 5),
             console_lockout_minutes=_int(merged, "HG_CONSOLE_LOCKOUT_MINUTES", 15),
+            rest_token=merged.get("HG_REST_TOKEN") or None,
         )
 
 

@@ -1,4 +1,4 @@
-"""Test kit for the WeChat channel: pushes signed (and encrypted) like WeChat's, a stub assistant, a served channel."""
+"""Test kit for the channels: WeChat pushes signed (and encrypted) like WeChat's, a stub assistant, a served channel."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Callable, Dict, List, Mapping, Optional, 
 
 import aiohttp
 from rasa.core.channels.channel import UserMessage
-from sanic import Sanic
+from sanic import Blueprint, Sanic
 
 from bot.channels.wechat import WeChatInput
 from bot.wechat.crypto import MessageCrypto
@@ -167,13 +167,13 @@ class ServedChannel:
 
 
 @asynccontextmanager
-async def serve_channel(channel: WeChatInput, assistant: Callable[[UserMessage], Any]) -> AsyncIterator[ServedChannel]:
-    """Serve `channel`'s blueprint (as Rasa mounts it) with `assistant` as the message handler."""
+async def serve_blueprint(blueprint: Blueprint, url_prefix: str) -> AsyncIterator[str]:
+    """Serve one channel blueprint under `url_prefix` (as Rasa mounts it) on a free port; yields the base URL."""
     # Test mode lets one process start several Sanic apps (Sanic patches its protocol class at each start).
     Sanic.test_mode = True
-    app = Sanic(f"wechat_test_{uuid.uuid4().hex[:12]}")
+    app = Sanic(f"channel_test_{uuid.uuid4().hex[:12]}")
     app.config.ACCESS_LOG = False
-    app.blueprint(channel.blueprint(assistant), url_prefix="/webhooks/wechat")
+    app.blueprint(blueprint, url_prefix=url_prefix)
     sock = _free_socket()
     port = sock.getsockname()[1]
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
@@ -182,13 +182,20 @@ async def serve_channel(channel: WeChatInput, assistant: Callable[[UserMessage],
     await server.before_start()
     await server.after_start()
     try:
-        async with aiohttp.ClientSession() as http:
-            yield ServedChannel(f"http://127.0.0.1:{port}/webhooks/wechat/webhook", channel, assistant, http)
+        yield f"http://127.0.0.1:{port}{url_prefix}"
     finally:
         await server.before_stop()
         await server.close()
         await server.after_stop()
         Sanic._app_registry.pop(app.name, None)
+
+
+@asynccontextmanager
+async def serve_channel(channel: WeChatInput, assistant: Callable[[UserMessage], Any]) -> AsyncIterator[ServedChannel]:
+    """Serve `channel`'s blueprint (as Rasa mounts it) with `assistant` as the message handler."""
+    async with serve_blueprint(channel.blueprint(assistant), "/webhooks/wechat") as base:
+        async with aiohttp.ClientSession() as http:
+            yield ServedChannel(f"{base}/webhook", channel, assistant, http)
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 5.0, interval: float = 0.05) -> None:

@@ -63,9 +63,15 @@ class Stack:
         return f"{self.settings.rasa_url}/webhooks/rest/webhook"
 
     def say(self, sender: str, text: str, timeout: float = 30) -> List[Dict[str, Any]]:
-        """Send one message over REST and return the bot's replies."""
+        """Send one message over REST as a REST client called `sender` and return the bot's replies.
+
+        The database knows this conversation as `rest_sender(sender)` (`rest:<sender>`, bot/identity.py).
+        """
         body = json.dumps({"sender": sender, "message": text}).encode("utf-8")
-        req = urllib.request.Request(self.rest_url, data=body, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if self.settings.rest_token:
+            headers["Authorization"] = f"Bearer {self.settings.rest_token}"
+        req = urllib.request.Request(self.rest_url, data=body, headers=headers)
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - local server
             return json.loads(resp.read().decode("utf-8"))
 

@@ -92,7 +92,7 @@ def _when(ctx: Context, ticket: Ticket, eta: str) -> str:
 
 def _tell_resident(session: Session, ticket: Ticket, purpose: str, text: str, now: dt.datetime) -> None:
     """Queue a WeChat message to the ticket's resident; REST residents read it on their next status query."""
-    if identity.channel_of(ticket.sender_id) != "wechat":
+    if not identity.is_wechat(ticket.sender_id):
         return
     outbox.enqueue_resident(session, now=now, recipient=ticket.sender_id, purpose=purpose, text=text, ticket_id=ticket.id,
                             template={"number": ticket.number, "status": lc.STATE_LABELS[ticket.status],

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar, Dict, Mapping, Optional, Type, TypeVar
 
+from bot.identity import is_wechat_openid
 from bot.wechat.errors import MalformedMessage
 from bot.wechat.xmlsafe import to_xml
 
@@ -271,6 +272,9 @@ def parse_message(fields: Mapping[str, str]) -> IncomingMessage:
     }
     if not common["from_user"]:
         raise MalformedMessage("empty <FromUserName>", field="FromUserName")
+    if not is_wechat_openid(str(common["from_user"])):
+        # An OpenID never contains ':'; one that did could speak as a REST client (bot/identity.py).
+        raise MalformedMessage("<FromUserName> is not an OpenID", field="FromUserName")
     if msg_type == "event":
         event = _required(fields, "Event").strip()
         cls = _EVENT_TYPES.get(event.lower())

@@ -10,9 +10,13 @@ from typing import Iterator
 
 import pytest
 
+from bot import messages
+from bot.address import Address
+from bot.devtools.stack import Stack, start_stack
+from bot.identity import rest_sender
+from bot.services import tickets
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 from bot.store.models import Notification, Ticket, TicketEvent
-from bot.devtools.stack import Stack, start_stack
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +57,7 @@ def test_leak_reported_over_rest_opens_ticket_and_reaches_the_property_group(sta
     assert "工单号：HG-" in receipt and "王建国" in receipt
 
     with unit_of_work(sessions) as s:
-        ticket = s.query(Ticket).filter_by(sender_id="e2e-leak").one()
+        ticket = s.query(Ticket).filter_by(sender_id=rest_sender("e2e-leak")).one()
         assert (ticket.kind, ticket.priority, ticket.status) == ("leak", "urgent", "open")
         assert (ticket.community, ticket.building, ticket.unit, ticket.room) == ("吉利花园", 3, 2, 501)
         assert ticket.contact_phone == "13812345678" and ticket.number in receipt
@@ -75,17 +79,68 @@ def test_leak_reported_over_rest_opens_ticket_and_reaches_the_property_group(sta
     assert statuses == {"sent"}
 
 
-def test_handoff_silences_the_assistant_until_released(stack: Stack) -> None:
-    assert "值班" in _text(stack.say("e2e-handoff", "我要找真人，转人工"))
-    assert stack.say("e2e-handoff", "你好？有人吗") == []
-    env_cmd = [sys.executable, "-m", "bot", "handoff", "release", "e2e-handoff"]
+def _release(stack: Stack, sender_id: str) -> subprocess.CompletedProcess:
     import os
 
     env = dict(os.environ, DATABASE_URL=stack.settings.database_url, HG_RASA_PORT=str(stack.settings.rasa_port),
                HG_RASA_TOKEN=stack.token, HG_VAR_DIR=str(stack.settings.var_dir))
-    done = subprocess.run(env_cmd, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "bot", "handoff", "release", sender_id], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_handoff_silences_the_assistant_until_released(stack: Stack) -> None:
+    assert "值班" in _text(stack.say("e2e-handoff", "我要找真人，转人工"))
+    assert stack.say("e2e-handoff", "你好？有人吗") == []
+    # The REST client's own name is not the stored conversation: the command says which one is.
+    wrong = _release(stack, "e2e-handoff")
+    assert wrong.returncode == 1 and "rest:e2e-handoff" in wrong.stderr
+    assert stack.say("e2e-handoff", "你好？有人吗") == []
+    done = _release(stack, rest_sender("e2e-handoff"))
     assert done.returncode == 0, done.stderr
     assert stack.say("e2e-handoff", "你好") != []
+
+
+VICTIM = "oWX3s5V9mJ2kq7-e2eVictim01"  # a WeChat resident's OpenID
+
+
+def _open_ticket(sessions, sender_id: str, address: Address, phone: str) -> str:
+    view = tickets.open_ticket(sessions, tickets.TicketRequest(
+        kind="leak", sender_id=sender_id, description="厨房水管漏水", address=address, contact_name="王秀英",
+        contact_phone=phone))
+    return view.number
+
+
+def _status(sessions, number: str) -> str:
+    with unit_of_work(sessions) as s:
+        return s.query(Ticket).filter_by(number=number).one().status
+
+
+def test_a_wechat_residents_openid_cannot_be_borrowed_over_rest(stack: Stack, sessions) -> None:
+    number = _open_ticket(sessions, VICTIM, Address("金穗园", 2, 1, 1503), "13912345678")
+    checked = _text(stack.say(VICTIM, "查进度"))
+    assert messages.NO_OPEN_TICKETS in checked and number not in checked and "金穗园" not in checked
+    refused = _text(stack.say(VICTIM, f"取消 {number}"))
+    assert "没有查到您名下的工单" in refused and "金穗园" not in refused
+    stack.say(VICTIM, f'/cancel_ticket{{"ticket_id": "{number}"}}')  # the button payload, past the NLU
+    assert _status(sessions, number) == "open"
+    asked = _text(stack.say(VICTIM, "洗衣机下水管堵了，阳台都是水"))
+    assert "地址" in asked
+    for leak in ("这次还用这些信息吗", "金穗园", "1503", "139****5678", "13912345678", "王秀英"):
+        assert leak not in asked
+    with unit_of_work(sessions) as s:
+        ticket = s.query(Ticket).filter_by(number=number).one()
+        assert ticket.status == "open"
+        assert "cancelled" not in {e.kind for e in s.query(TicketEvent).filter_by(ticket_id=ticket.id)}
+
+
+def test_a_rest_client_sees_and_cancels_its_own_tickets_and_profile(stack: Stack, sessions) -> None:
+    # The same requests as above, from the REST client the ticket belongs to: they do reach it.
+    number = _open_ticket(sessions, rest_sender("e2e-own"), Address("吉利花园", 3, 2, 501), "13700001111")
+    assert number in _text(stack.say("e2e-own", "查进度"))
+    stack.say("e2e-own", f"取消 {number}")
+    assert _status(sessions, number) == "cancelled"
+    offered = _text(stack.say("e2e-own", "洗衣机下水管堵了，阳台都是水"))
+    assert "这次还用这些信息吗" in offered and "吉利花园3号楼2单元501室" in offered
 
 
 BAD_INPUTS = {

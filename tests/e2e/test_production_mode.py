@@ -10,6 +10,7 @@ import redis
 from sqlalchemy import text
 
 from bot.devtools.stack import Stack, start_stack
+from bot.identity import rest_sender
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 from bot.store.models import Ticket
 from tests.conftest import fresh_postgres_database
@@ -40,10 +41,11 @@ def test_leak_in_production_mode_is_stored_in_postgresql_with_a_redis_lock_store
     assert "工单号：HG-" in receipt
     engine = make_engine(pg_database)
     with unit_of_work(make_session_factory(engine)) as s:
-        ticket = s.query(Ticket).filter_by(sender_id="prod-1").one()
+        ticket = s.query(Ticket).filter_by(sender_id=rest_sender("prod-1")).one()
         assert (ticket.community, ticket.building, ticket.unit, ticket.room) == ("金穗园", 2, 1, 1503)
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT count(*) FROM events WHERE sender_id = 'prod-1'")).scalar()
+        stored = conn.execute(text("SELECT count(*) FROM events WHERE sender_id = :sender"),
+                              {"sender": rest_sender("prod-1")}).scalar()
     engine.dispose()
     assert stored > 5, "the conversation is not in the PostgreSQL tracker store"
     db = redis_url.rsplit("/", 1)[1]

@@ -419,6 +419,14 @@ async def test_one_megabyte_body_is_refused_with_413(served: ServedChannel) -> N
     await _good_request_still_works(served)
 
 
+async def test_a_push_from_a_rest_sender_id_is_refused(served: ServedChannel) -> None:
+    # A signed push naming `rest:…` (possible on the published demo token) must not speak as a REST client.
+    status, _, _ = await served.push(text_xml("查进度", openid="rest:resident-1"))
+    assert status == 400
+    assert served.assistant.turns == []
+    await _good_request_still_works(served)
+
+
 @pytest.mark.parametrize("body", [b"<xml><ToUserName>\xff\xfe</ToUserName></xml>", b"<xml><unclosed></xml>",
                                   b"not xml at all", b"<xml><MsgType>text</MsgType></xml>"])
 async def test_malformed_xml_or_utf8_is_refused_with_400(served: ServedChannel, body: bytes) -> None:

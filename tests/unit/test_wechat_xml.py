@@ -168,7 +168,8 @@ def test_missing_required_fields_are_malformed(fields: Dict[str, str], missing: 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CreateTime", "soon"), ("CreateTime", "-5"), ("CreateTime", "１２３"), ("FromUserName", "")],
+    [("CreateTime", "soon"), ("CreateTime", "-5"), ("CreateTime", "１２３"), ("FromUserName", ""),
+     ("FromUserName", "rest:resident-1"), ("FromUserName", "o" * 129)],
 )
 def test_bad_common_values_are_malformed(name: str, value: str) -> None:
     fields = {"ToUserName": ACCOUNT, "FromUserName": OPENID, "CreateTime": "1", "MsgType": "text", "Content": "x",
