@@ -17,6 +17,9 @@ from sqlalchemy.orm import sessionmaker
 from bot.store.db import make_engine, make_session_factory, migrate
 from bot.training import ensure_model
 
+# Playwright fixtures (browser, phone_page, desktop_page) for every browser test; see tests/browser.py.
+pytest_plugins = ["tests.browser"]
+
 PG_ADMIN_URL = os.environ.get("HG_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
