@@ -71,25 +71,6 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     return run(settings, ensure_model())
 
 
-def _rasa_token(settings: Settings) -> str:
-    if settings.rasa_token:
-        return settings.rasa_token
-    path = settings.var_dir / "rasa_token"
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
-
-
-# Characters a URL path carries as they are (RFC 3986 pchar and '/'). Rasa's routes do not decode %-escapes
-# (sanic routes with unquote=False), so an id is sent as it is or Rasa would see a different id.
-_RAW_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/")
-
-
-def rasa_conversation_path(sender_id: str) -> Optional[str]:
-    """The path of a conversation in Rasa's HTTP API (`rest:x` stays `rest:x`), or None when none addresses it."""
-    if not sender_id or not set(sender_id) <= _RAW_PATH_CHARS or sender_id.startswith("/"):
-        return None
-    return f"/conversations/{sender_id}"
-
-
 def cmd_handoff_release(settings: Settings, args: argparse.Namespace) -> int:
     """Hand a conversation back to the assistant after staff finished (SENDER as stored: an OpenID or rest:<sender>)."""
     from bot import identity
@@ -114,23 +95,30 @@ def cmd_handoff_release(settings: Settings, args: argparse.Namespace) -> int:
     if rest_hint:
         print(f"handoff: no open handoff for {args.sender}{rest_hint}", file=sys.stderr)
         return 1
-    path = rasa_conversation_path(args.sender)
-    if path is None:
+    from bot.errors import DeliveryError
+    from bot.rasa_api import conversation_path
+
+    if conversation_path(args.sender) is None:
         print(f"handoff: recorded as released, but Rasa's HTTP API cannot address {args.sender!r} (it does not "
               "decode %-escapes, and this id has characters a URL path cannot carry as they are)", file=sys.stderr)
         return 1
-    url = f"{settings.rasa_url}{path}/tracker/events?token={urllib.parse.quote(_rasa_token(settings))}"
-    body = json.dumps([{"event": "resume"}]).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=10):  # noqa: S310 - local Rasa API
-            pass
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"handoff: recorded as released, but the Rasa server did not take the resume event: {exc}",
+        asyncio.run(_resume(settings, args.sender))
+    except DeliveryError as exc:
+        print(f"handoff: recorded as released, but the Rasa server did not take the resume event: {exc.message}",
               file=sys.stderr)
         return 1
     print(f"handoff: {args.sender} is back with the assistant" + ("" if had else " (no open handoff was recorded)"))
     return 0
+
+
+async def _resume(settings: Settings, sender_id: str) -> None:
+    import aiohttp
+
+    from bot.rasa_api import RasaAPI, rasa_token
+
+    async with aiohttp.ClientSession() as http:
+        await RasaAPI(http, settings.rasa_url, rasa_token(settings), timeout=10).resume(sender_id)
 
 
 def cmd_ticket_act(settings: Settings, args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import pytest
 
-from bot.cli import rasa_conversation_path
+from bot.rasa_api import conversation_path as rasa_conversation_path
 from bot.identity import rest_sender
 
 
