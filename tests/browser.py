@@ -30,6 +30,7 @@ pytest-asyncio's session loop. Tests that use these fixtures are moved to that l
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import warnings
@@ -94,7 +95,7 @@ async def open_page(browser: Browser, device: Mapping[str, Any] = PHONE) -> Asyn
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """Headless Debian Chromium, launched once for the test session."""
-    executable = ensure_chromium()
+    executable = await asyncio.to_thread(ensure_chromium)  # apt-get may take minutes when it is missing
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=str(executable), headless=True,
                                                     args=CHROMIUM_ARGS)
