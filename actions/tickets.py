@@ -13,6 +13,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import deps
 from bot import address as addr
+from bot import lifecycle as lc
 from bot import messages
 from bot.errors import HongguanjiaError, InvalidState, NotFound
 from bot.services import tickets
@@ -121,7 +122,7 @@ class ActionCheckTicket(Action):
                 dispatcher.utter_message(text=messages.NO_OPEN_TICKETS)
                 return [SlotSet("ticket_id", None)]
         lines = [_line(v) for v in views]
-        head = "工单进度：" if number else f"您有 {len(views)} 个未办结的工单："
+        head = "工单进度：" if number else f"您有 {len(views)} 个正在办理或等您确认的工单："
         dispatcher.utter_message(text=head + "\n" + "\n".join(lines))
         return [SlotSet("ticket_id", None)]
 
@@ -146,7 +147,8 @@ class ActionCancelTicket(Action):
                 status = messages.STATUS_LABELS.get(str(exc.data.get("status")), "已结束")
                 dispatcher.utter_message(text=f"工单 {number} 当前状态是“{status}”，不能再取消了。")
             return [SlotSet("ticket_id", None)]
-        views = await asyncio.to_thread(tickets.tickets_of, d.sessions, tracker.sender_id)
+        views = [v for v in await asyncio.to_thread(tickets.tickets_of, d.sessions, tracker.sender_id)
+                 if v.status in lc.ACTIVE]  # a resolved ticket awaits the resident's word, not a cancel
         if not views:
             dispatcher.utter_message(text=messages.NO_OPEN_TICKETS)
         elif len(views) == 1:

@@ -173,6 +173,20 @@ async def test_resident_cancels_own_ticket_but_not_someone_elses(d) -> None:
         assert s.query(Notification).filter_by(purpose="cancelled").count() == 1
 
 
+async def test_a_resolved_ticket_shows_its_progress_and_result_but_is_not_offered_for_cancelling(d) -> None:
+    from bot.services import lifecycle
+
+    await _submit_leak(sender="resident-1")
+    lifecycle.perform(d.sessions, "zhouming", "HG-20261128-0001", "accept")
+    lifecycle.perform(d.sessions, "zhouming", "HG-20261128-0001", "resolve", note="换了下水管")
+    status = CollectingDispatcher()
+    await ActionCheckTicket().run(status, tracker("查进度", intent="check_ticket"), {})
+    assert "已办结，待您确认" in _texts(status) and "换了下水管" in _texts(status) and "周明" in _texts(status)
+    cancel = CollectingDispatcher()
+    await ActionCancelTicket().run(cancel, tracker("不用修了", intent="cancel_ticket"), {})
+    assert "没有未办结的工单" in _texts(cancel) and not cancel.messages[0].get("buttons")
+
+
 async def test_second_signup_for_the_same_team_is_recognised(d) -> None:
     slots = {"team": "黄色邻里互助志愿服务队", "contact_name": "王秀英", "phone": "13612345678"}
     first, second = CollectingDispatcher(), CollectingDispatcher()
