@@ -5,7 +5,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # Rasa must not send telemetry or error reports anywhere.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test test-fast validate train nlu-eval bench lock clean
+.PHONY: setup run test test-fast validate train nlu-eval bench bench-staff lock clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,10 @@ test-fast: setup
 
 bench: setup
 	@$(PY) -m bot.bench $(BENCH_ARGS)
+
+# Staff side: resident's last message → WeCom card for urgent tickets; console page latency under 20 staff.
+bench-staff: setup
+	@$(PY) -m bot.bench_staff $(BENCH_ARGS)
 
 # Re-resolve requirements.lock from requirements.in in a scratch venv.
 lock:

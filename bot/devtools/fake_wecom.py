@@ -237,6 +237,7 @@ def _printer(log_path: Optional[Path]) -> Callable[[ReceivedMessage], None]:
         line = json.dumps(
             {
                 "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "ts": round(time.time(), 3),  # arrival, for latency measurements (make bench-staff)
                 "key": mask_key(message.key),
                 "payload": message.payload,
             },
