@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import identity, messages
 from bot import lifecycle as lc
 from bot.address import Address
-from bot.config import EscalationSettings
+from bot.config import EscalationSettings, Settings
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.notify import outbox
 from bot.services.scope import StaffActor, actor_by_key, assignable, ticket_in_scope
@@ -45,10 +45,9 @@ class Context:
     link_base: str = "http://127.0.0.1:5010"
 
     @classmethod
-    def from_settings(cls, settings: "object") -> "Context":
-        """Built from bot.config.Settings."""
-        return cls(deadlines=getattr(settings, "escalation"), timezone=getattr(settings, "timezone"),
-                   link_base=getattr(settings, "console_base_url"))
+    def from_settings(cls, settings: Settings) -> "Context":
+        """Built from the settings."""
+        return cls(deadlines=settings.escalation, timezone=settings.timezone, link_base=settings.console_base_url)
 
     def ticket_link(self, number: str) -> str:
         """The ticket's console page."""
