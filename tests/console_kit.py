@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import socket
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from http.cookies import Morsel, SimpleCookie
@@ -20,6 +19,8 @@ from bot.console.app import create_app
 
 DEMO_PASSWORD = "hongxing-demo"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+from tests.helpers import free_socket
 
 
 @dataclass
@@ -114,15 +115,6 @@ class ServedConsole:
         return Browser(self.url, self.http)
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(100)
-    sock.setblocking(False)
-    return sock
-
-
 @asynccontextmanager
 async def serve_console(settings: Settings, factory: Optional[sessionmaker] = None,
                         clock: Optional[Callable[[], dt.datetime]] = None,
@@ -132,7 +124,7 @@ async def serve_console(settings: Settings, factory: Optional[sessionmaker] = No
     app = create_app(settings, session_factory=factory, clock=clock)
     if prepare is not None:
         prepare(app)
-    sock = _free_socket()
+    sock = free_socket()
     port = sock.getsockname()[1]
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
     assert server is not None

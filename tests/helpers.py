@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,13 @@ def run_rasa(args: List[str], timeout: int = 900, cwd: Path = PROJECT_ROOT) -> s
     """Run `python -m rasa ARGS` and return the finished process (output captured)."""
     return subprocess.run([sys.executable, "-m", "rasa", *args], cwd=cwd, env=quiet_env(), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def free_socket() -> socket.socket:
+    """A listening, non-blocking socket on a free 127.0.0.1 port (for serving a Sanic app in a test)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(100)
+    sock.setblocking(False)
+    return sock

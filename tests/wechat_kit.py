@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -27,6 +26,8 @@ ACCOUNT = "gh_0a1b2c3d4e5f"
 OPENID = "oResident-channel-0001"
 
 LONG_LINE = "请按以下步骤处理：先关闭进水阀门，再清理地面积水，注意防滑，远离插座。"
+
+from tests.helpers import free_socket
 
 
 def crypto() -> MessageCrypto:
@@ -128,15 +129,6 @@ class StubAssistant:
             await out.send_text_message(sender, "还有什么可以帮您？")
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(100)
-    sock.setblocking(False)
-    return sock
-
-
 @dataclass
 class ServedChannel:
     """A channel served by a real Sanic server on 127.0.0.1, and a client to talk to it."""
@@ -174,7 +166,7 @@ async def serve_blueprint(blueprint: Blueprint, url_prefix: str) -> AsyncIterato
     app = Sanic(f"channel_test_{uuid.uuid4().hex[:12]}")
     app.config.ACCESS_LOG = False
     app.blueprint(blueprint, url_prefix=url_prefix)
-    sock = _free_socket()
+    sock = free_socket()
     port = sock.getsockname()[1]
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
     assert server is not None

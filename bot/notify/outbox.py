@@ -114,21 +114,16 @@ def enqueue(
     now: Optional[dt.datetime] = None,
 ) -> Notification:
     """Add a pending markdown notification for `group` to `session` (the caller commits); due from `now`."""
-    now = now or utcnow()
     webhook_key = ((group.webhook_key or "").strip() or None) if group is not None else None
-    notification = Notification(
-        channel=WECOM_ROBOT,
-        group=group,
-        # Copied, so editing the group later does not redirect a message already queued.
-        webhook_key=webhook_key,
-        purpose=purpose,
-        payload=markdown_payload(content, mentions),
-        ticket_id=ticket_id,
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    # The key is copied, so editing the group later does not redirect a message already queued.
+    return _add(session, now, channel=WECOM_ROBOT, group=group, webhook_key=webhook_key, purpose=purpose,
+                payload=markdown_payload(content, mentions), ticket_id=ticket_id)
+
+
+def _add(session: Session, now: Optional[dt.datetime], **fields: Any) -> Notification:
+    """Add a pending row, due from `now`."""
+    now = now or utcnow()
+    notification = Notification(status=PENDING, attempts=0, next_attempt_at=now, created_at=now, **fields)
     session.add(notification)
     return notification
 
@@ -148,20 +143,8 @@ def enqueue_resident(
     `template` holds the values for a template message (our field names: number, status, detail), used when
     the resident is outside the 48-hour customer-service window.
     """
-    now = now or utcnow()
-    notification = Notification(
-        channel=WECHAT,
-        recipient=recipient,
-        purpose=purpose,
-        payload={"text": text, "template": dict(template or {})},
-        ticket_id=ticket_id,
-        status=PENDING,
-        attempts=0,
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(notification)
-    return notification
+    return _add(session, now, channel=WECHAT, recipient=recipient, purpose=purpose,
+                payload={"text": text, "template": dict(template or {})}, ticket_id=ticket_id)
 
 
 def due(
