@@ -172,6 +172,8 @@ def resident_resolved(number: str, resolution: str) -> str:
             "如果问题还在，请回复“没修好”，我们会重新安排。")
 
 
+REMINDERS_OFF = "好的，已为您退订社区通知（安全提示、义诊、停水等）。想再收到时回复“恢复提醒”。工单进度照常通知您。"
+REMINDERS_ON = "好的，已恢复社区通知提醒。"
 RATING_THANKS = "谢谢您的评价！工单已确认办结。以后有需要随时找我。"
 RATING_LOW = "谢谢您的评价，我们会把您的意见转给社区，改进服务。"
 REOPENED = "抱歉没能一次修好！工单已重新打开，网格长会重新安排人员尽快处理。"

@@ -44,7 +44,7 @@ from sqlalchemy.orm import sessionmaker
 from bot import messages
 from bot.channels.webchat import WebChat
 from bot.config import Settings
-from bot.services import attachments, deliveries, ratings, residents
+from bot.services import announcements, attachments, deliveries, ratings, residents
 from bot.services.lifecycle import Context
 from bot.store.db import make_engine, make_session_factory
 from bot.wechat import inbound
@@ -208,10 +208,10 @@ class WeChatInput(InputChannel):
         text = route.text
         if route.typed:
             chosen = choose(text, await resources.options.recall(openid))
-            rated = None if chosen else await self._rating(openid, text)
-            if rated:
+            direct = None if chosen else await self._direct(openid, text)
+            if direct:
                 await self._note(residents.record_inbound, openid)
-                return rated
+                return direct
             text = chosen or text
         await self._note(residents.record_inbound, openid)
         collector = CollectingOutputChannel()
@@ -220,13 +220,20 @@ class WeChatInput(InputChannel):
         await resources.options.remember(openid, rendered.options)
         return rendered.text
 
-    async def _rating(self, openid: str, text: str) -> Optional[str]:
-        """The reply when `text` rates (or reopens) a resolved ticket; checked before the message is recorded."""
+    async def _direct(self, openid: str, text: str) -> Optional[str]:
+        """The reply to "退订提醒"/"恢复提醒" or to a rating of a resolved ticket, answered without the assistant.
+
+        Checked before the message is recorded as the resident's latest (see bot/services/ratings.py).
+        """
+        reminders = announcements.reminder_command(text)
         try:
+            if reminders is not None:
+                await asyncio.to_thread(announcements.set_reminders, self._session_factory(), openid, reminders)
+                return messages.REMINDERS_ON if reminders else messages.REMINDERS_OFF
             return await asyncio.to_thread(ratings.answer, self._session_factory(), openid, text,
                                            self._lifecycle_context())
         except SQLAlchemyError:
-            logger.exception("rating from %s not recorded; the assistant answers instead", openid)
+            logger.exception("reminder setting or rating from %s not recorded; the assistant answers instead", openid)
             return None
 
     def _lifecycle_context(self) -> Context:

@@ -363,3 +363,31 @@ class AuditEntry(Base):
     action = Column(String(16), nullable=False)  # create | update | delete
     before = Column(JSON, nullable=True)
     after = Column(JSON, nullable=True)
+
+
+class Announcement(Base):
+    """A notice an admin sends to the residents of chosen estates or buildings (safety tip, clinic, water stop)."""
+
+    __tablename__ = "announcements"
+    id = Column(Integer, primary_key=True)
+    kind = Column(String(16), nullable=False)  # safety | clinic | water_stop
+    title = Column(String(64), nullable=False)
+    body = Column(Text, nullable=False)
+    # Where it goes: [{"estate": "吉利花园", "buildings": [3, 4]}]; no buildings means the whole estate.
+    audience = Column(JSON, nullable=False, default=list)
+    author_id = Column(Integer, ForeignKey("staff.id"), nullable=False)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    sent_at = Column(DateTime, nullable=True)
+    author = relationship("Staff")
+
+
+class AnnouncementRecipient(Base):
+    """One resident an announcement was queued for: at most once per resident, with its outbox row."""
+
+    __tablename__ = "announcement_recipients"
+    __table_args__ = (UniqueConstraint("announcement_id", "sender_id", name="uq_announcement_recipients_sender"),)
+    id = Column(Integer, primary_key=True)
+    announcement_id = Column(Integer, ForeignKey("announcements.id"), nullable=False, index=True)
+    sender_id = Column(String(128), nullable=False)
+    notification_id = Column(Integer, ForeignKey("notifications.id"), nullable=False)
+    notification = relationship("Notification")

@@ -452,3 +452,43 @@ async def test_redis_dedupe_holds_across_two_channel_instances(fake_api: FakeWeC
         # The numbered options are shared too: offered by one process, chosen through the other.
         await one.reply_to(text_xml("要按钮"))
         assert await two.reply_to(text_xml("3")) == "收到指令 /human_handoff"
+
+
+# Answered without the assistant: reminders and ratings ---------------------------------------------
+
+async def test_unsubscribing_from_reminders_is_answered_by_the_channel_and_stored(served: ServedChannel,
+                                                                                  sqlite_url: str) -> None:
+    assert await served.reply_to(text_xml("退订提醒")) == messages.REMINDERS_OFF
+    factory = make_session_factory(make_engine(sqlite_url))
+    assert residents.profile(factory, OPENID) is not None
+    from bot.store.models import Resident
+    from bot.store.db import unit_of_work
+
+    with unit_of_work(factory) as s:
+        assert s.query(Resident).filter_by(sender_id=OPENID).one().reminders_off is True
+    assert await served.reply_to(text_xml("恢复提醒")) == messages.REMINDERS_ON
+    with unit_of_work(factory) as s:
+        assert s.query(Resident).filter_by(sender_id=OPENID).one().reminders_off is False
+    assert served.assistant.turns == []
+
+
+async def test_a_rating_after_resolution_closes_the_ticket_and_a_later_bare_digit_goes_to_the_assistant(
+        served: ServedChannel, sqlite_url: str) -> None:
+    from bot.address import Address
+    from bot.services import lifecycle
+    from bot.store.db import unit_of_work
+    from bot.store.models import Ticket
+    from tests.helpers import community_db
+
+    factory = community_db(sqlite_url)
+    number = tickets.open_ticket(factory, tickets.TicketRequest(
+        kind="leak", sender_id=OPENID, description="卫生间漏水", address=Address("吉利花园", 3, 2, 501))).number
+    lifecycle.perform(factory, "zhouming", number, "accept")
+    lifecycle.perform(factory, "zhouming", number, "resolve", note="换了水管")
+    assert await served.reply_to(text_xml("5")) == messages.RATING_THANKS
+    with unit_of_work(factory) as s:
+        ticket = s.query(Ticket).filter_by(number=number).one()
+        assert (ticket.status, ticket.rating) == ("closed", 5)
+    assert served.assistant.turns == []
+    assert await served.reply_to(text_xml("5")) == "您说：5\n\n还有什么可以帮您？"
+    assert served.assistant.turns == [(OPENID, "5")]
