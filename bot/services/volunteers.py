@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -57,3 +59,20 @@ def sign_up(factory: sessionmaker, sender_id: str, name: str, phone: str, team_n
         with unit_of_work(factory) as session:
             team = session.query(VolunteerTeam).filter_by(number=team_number).one()
             return SignupResult(team.name, team.lead.name if team.lead else "队长", created=False)
+
+
+def signups_csv(factory: sessionmaker, viewer_role: str, team_number: Optional[int] = None) -> str:
+    """Sign-ups as CSV (UTF-8 with a BOM); phones are masked unless the viewer is an admin."""
+    from bot import lifecycle as lc
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["队伍", "姓名", "电话", "报名时间"])
+    with unit_of_work(factory) as session:
+        query = session.query(VolunteerRegistration).join(VolunteerTeam)
+        if team_number is not None:
+            query = query.filter(VolunteerTeam.number == team_number)
+        for row in query.order_by(VolunteerTeam.number, VolunteerRegistration.id):
+            phone = row.phone if viewer_role == lc.ADMIN else mask_phone(row.phone)
+            writer.writerow([row.team.name, row.name, phone, f"{row.created_at:%Y-%m-%d %H:%M}"])
+    return "\ufeff" + out.getvalue()

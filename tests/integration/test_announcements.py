@@ -76,3 +76,15 @@ def test_reminder_commands_are_recognised_and_nothing_else() -> None:
     assert announcements.reminder_command("退订提醒") is False
     assert announcements.reminder_command(" 恢复提醒。") is True
     assert announcements.reminder_command("我想退订提醒一下邻居") is None
+
+
+def test_volunteer_csv_masks_phones_unless_an_admin_exports_it(factory) -> None:
+    from bot.services import volunteers
+
+    volunteers.sign_up(factory, "oA", "王秀英", "13612345678", 2)
+    volunteers.sign_up(factory, "oB", "李大爷", "13898765432", 5)
+    secretary = volunteers.signups_csv(factory, "secretary")
+    assert "136****5678" in secretary and "13612345678" not in secretary and "13898765432" not in secretary
+    admin = volunteers.signups_csv(factory, "admin", team_number=2)
+    assert "13612345678" in admin and "李大爷" not in admin
+    assert admin.startswith("\ufeff队伍,姓名,电话,报名时间")
