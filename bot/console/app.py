@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.config import Settings
 from bot.console import api
+from bot.console.admin import register_admin
 from bot.console.auth import identify, page_headers
 from bot.console.context import Console
 from bot.console.failures import ConsoleErrorHandler
@@ -67,5 +68,6 @@ def create_app(settings: Settings, *, session_factory: Optional[sessionmaker] = 
     app.register_middleware(identify, "request")
     app.register_middleware(page_headers, "response")
     register_pages(app)
+    register_admin(app)
     api.register(app)
     return app

@@ -16,15 +16,14 @@ from sqlalchemy import func
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import identity
-from bot import lifecycle as lc
 from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
 from bot.notify import outbox
-from bot.services.scope import actor_by_key
+from bot.services.scope import ADMIN_ROLES, actor_by_key
 from bot.store.db import unit_of_work
 from bot.store.models import Announcement, AnnouncementRecipient, Estate, Notification, Resident, utcnow
 
 KINDS = {"safety": "安全提示", "clinic": "义诊通知", "water_stop": "停水通知"}
-AUTHORS = frozenset({lc.ADMIN, lc.SECRETARY})
+AUTHORS = ADMIN_ROLES
 MAX_TITLE, MAX_BODY = 30, 500
 DEFAULT_PER_MINUTE = 60
 

@@ -19,6 +19,8 @@ from bot.store.models import Grid, Staff, Ticket
 
 EVERYTHING = frozenset({lc.SECRETARY, lc.ADMIN})
 HANDOFF_ROLES = frozenset({lc.DUTY, lc.SECRETARY, lc.ADMIN})
+# The admin pages: statistics, announcements, exports.
+ADMIN_ROLES = EVERYTHING
 
 
 @dataclass(frozen=True)

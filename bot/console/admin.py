@@ -1,0 +1,128 @@
+"""The console's admin pages: statistics (table, chart, CSV), announcements to residents, volunteer export.
+
+Only the roles in `scope.ADMIN_ROLES` see them; the pages call the same services as the CLI would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, List
+from zoneinfo import ZoneInfo
+
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot import messages
+from bot.console.auth import current_staff, require_role
+from bot.console.context import console_of
+from bot.console.views import render
+from bot.errors import InvalidInput
+from bot.services import announcements, stats, volunteers
+from bot.services.scope import ADMIN_ROLES
+from bot.store.db import unit_of_work
+from bot.store.models import Estate
+
+DEFAULT_WEEKS = 8
+
+
+def _period(request: Request) -> Dict[str, Any]:
+    console = console_of(request)
+    today = console.now().replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(console.settings.timezone)).date()
+    try:
+        until = dt.date.fromisoformat(request.args.get("until") or today.isoformat())
+        since = dt.date.fromisoformat(request.args.get("since")
+                                      or (until - dt.timedelta(weeks=DEFAULT_WEEKS) + dt.timedelta(days=1)).isoformat())
+    except ValueError:
+        raise InvalidInput("dates look like 2026-11-30", field="since") from None
+    return {"since": since, "until": until, "by": request.args.get("by") or "estate",
+            "timezone": console.settings.timezone}
+
+
+async def _rows(request: Request) -> List[stats.StatRow]:
+    return await console_of(request).run(stats.ticket_stats, console_of(request).factory, **_period(request))
+
+
+@require_role(*ADMIN_ROLES)
+async def stats_page(request: Request) -> HTTPResponse:
+    """GET /admin/stats: the table for a period, grouped by estate or grid, with the weekly chart."""
+    period = _period(request)
+    rows = await _rows(request)
+    query = request.query_string
+    return render(request, "admin_stats.html", rows=rows, period=period, query=query,
+                  kind_labels=messages.KIND_LABELS)
+
+
+@require_role(*ADMIN_ROLES)
+async def stats_csv(request: Request) -> HTTPResponse:
+    """GET /admin/stats.csv: the same table as CSV."""
+    body = stats.to_csv(await _rows(request))
+    return response.raw(body.encode("utf-8"), content_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="hongguanjia-stats.csv"'})
+
+
+@require_role(*ADMIN_ROLES)
+async def stats_chart(request: Request) -> HTTPResponse:
+    """GET /admin/stats/weekly.svg: tickets per week and type (drawn on the server)."""
+    from bot.console.charts import weekly_tickets_svg
+
+    svg = await console_of(request).run(weekly_tickets_svg, stats.weekly_counts(await _rows(request)))
+    return response.raw(svg, content_type="image/svg+xml")
+
+
+def _estates(factory: Any) -> List[Dict[str, Any]]:
+    with unit_of_work(factory) as session:
+        return [{"name": e.name, "buildings": [b.number for b in e.buildings]} for e in session.query(Estate)]
+
+
+@require_role(*ADMIN_ROLES)
+async def announcements_page(request: Request) -> HTTPResponse:
+    """GET /admin/announcements: what was sent and how many residents it reached, and the form for a new one."""
+    console = console_of(request)
+    items = await console.run(announcements.overview, console.factory)
+    return render(request, "admin_announcements.html", items=items, kinds=announcements.KINDS,
+                  estates=await console.run(_estates, console.factory), done=request.args.get("sent"))
+
+
+def _audience(form: Any) -> List[Dict[str, Any]]:
+    audience: List[Dict[str, Any]] = []
+    for estate in form.getlist("estate") or []:
+        raw = (form.get(f"buildings-{estate}") or "").replace("，", ",").strip()
+        try:
+            buildings = [int(part) for part in raw.split(",") if part.strip()]
+        except ValueError:
+            raise InvalidInput("楼号请写数字，用逗号分开，例如 3,4", field="buildings") from None
+        audience.append({"estate": estate, "buildings": buildings})
+    return audience
+
+
+@require_role(*ADMIN_ROLES)
+async def announcement_send(request: Request) -> HTTPResponse:
+    """POST /admin/announcements: store the announcement and queue it for its residents at once."""
+    console = console_of(request)
+    me = current_staff(request)
+    form = request.form
+    announcement_id = await console.run(
+        announcements.create, console.factory, me.key, kind=form.get("kind") or "", title=form.get("title") or "",
+        body=form.get("body") or "", audience=_audience(form), now=console.now())
+    queued = await console.run(announcements.send, console.factory, me.key, announcement_id, now=console.now())
+    return response.redirect(f"/admin/announcements?sent={queued}", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def volunteers_csv(request: Request) -> HTTPResponse:
+    """GET /admin/volunteers.csv: every sign-up (phones masked unless an admin exports)."""
+    console = console_of(request)
+    body = await console.run(volunteers.signups_csv, console.factory, current_staff(request).role)
+    return response.raw(body.encode("utf-8"), content_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="hongguanjia-volunteers.csv"'})
+
+
+def register_admin(app: Sanic) -> None:
+    """Add the admin pages to the console app."""
+    app.add_route(stats_page, "/admin/stats", methods=["GET"], name="admin_stats")
+    app.add_route(stats_csv, "/admin/stats.csv", methods=["GET"], name="admin_stats_csv")
+    app.add_route(stats_chart, "/admin/stats/weekly.svg", methods=["GET"], name="admin_stats_chart")
+    app.add_route(announcements_page, "/admin/announcements", methods=["GET"], name="admin_announcements")
+    app.add_route(announcement_send, "/admin/announcements", methods=["POST"], name="admin_announcement_send")
+    app.add_route(volunteers_csv, "/admin/volunteers.csv", methods=["GET"], name="admin_volunteers_csv")
