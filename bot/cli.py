@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import sys
 import urllib.error
@@ -31,16 +32,31 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_load_community(settings: Settings, args: argparse.Namespace) -> int:
-    """Load grids, staff, groups, teams and clinics from the community folder."""
-    from bot.services.community import load_community, read_community
+    """Load grids, staff, groups, teams and clinics from the community folder (recorded in the audit log)."""
+    from bot.services import community_edits
+    from bot.services.community import COMMUNITY_FILE, load_clinics, load_community, read_community
     from bot.store.db import make_engine, make_session_factory, unit_of_work
+    from bot.store.models import AuditEntry
 
     folder = Path(args.dir) if args.dir else settings.community_dir
     data = read_community(folder)
+    digest = hashlib.sha256((folder / COMMUNITY_FILE).read_bytes()).hexdigest()
     engine = make_engine(settings.database_url)
-    with unit_of_work(make_session_factory(engine)) as session:
-        counts = load_community(session, data, _today(settings))
-    engine.dispose()
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            last = (session.query(AuditEntry).filter_by(entity="community_file", action="load")
+                    .order_by(AuditEntry.id.desc()).first())
+            if getattr(args, "if_changed", False) and last is not None and (last.after or {}).get("sha256") == digest:
+                # Unchanged since the last load: keep what admins edited in the console; refresh the demo clinics.
+                clinics = load_clinics(session, data, _today(settings))
+                print(f"community: {COMMUNITY_FILE} unchanged since the last load; console edits kept "
+                      f"({clinics} clinics refreshed)")
+                return 0
+            counts = load_community(session, data, _today(settings))
+            community_edits.audit(session, "community-file", "community_file", str(folder / COMMUNITY_FILE), "load",
+                                  None, {"sha256": digest, **counts})
+    finally:
+        engine.dispose()
     print("community: loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 
@@ -67,7 +83,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.training import ensure_model
 
     cmd_migrate(settings, args)
-    cmd_load_community(settings, argparse.Namespace(dir=None))
+    cmd_load_community(settings, argparse.Namespace(dir=None, if_changed=True))
     return run(settings, ensure_model())
 
 

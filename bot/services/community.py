@@ -120,6 +120,15 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
         session.add(DutyShift(staff=staff[shift["staff"]], weekdays=[int(d) for d in shift.get("weekdays") or []],
                               start=str(shift["from"]), end=str(shift["to"]), note=shift.get("note")))
 
+    clinics = load_clinics(session, data, today)
+    session.flush()
+    return {"estates": len(estates), "buildings": buildings, "groups": len(groups), "staff": len(staff),
+            "grids": len(data["grids"]), "teams": len(data["volunteer_teams"]), "clinics": clinics,
+            "demo accounts": demo_accounts}
+
+
+def load_clinics(session: Session, data: Dict[str, Any], today: dt.date) -> int:
+    """Upsert the file's clinic events (`days_from_now` counts from `today`); returns how many it holds."""
     clinics = 0
     for c in data.get("clinic_events", []):
         when = dt.date.fromisoformat(str(c["date"])) if "date" in c else today + dt.timedelta(days=int(c["days_from_now"]))
@@ -131,10 +140,7 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
         row.specialties = list(c.get("specialties", []))
         row.services, row.bring, row.organizer = c.get("services", ""), c.get("bring", ""), c.get("organizer")
         clinics += 1
-    session.flush()
-    return {"estates": len(estates), "buildings": buildings, "groups": len(groups), "staff": len(staff),
-            "grids": len(data["grids"]), "teams": len(data["volunteer_teams"]), "clinics": clinics,
-            "demo accounts": demo_accounts}
+    return clinics
 
 
 def estates(session: Session) -> List[address.Estate]:
