@@ -18,10 +18,11 @@ from bot.console.auth import current_staff, require_role
 from bot.console.context import console_of
 from bot.console.views import render
 from bot.errors import InvalidInput
-from bot.services import announcements, stats, volunteers
+from bot import lifecycle as lc
+from bot.services import announcements, community_edits, stats, volunteers
 from bot.services.scope import ADMIN_ROLES
 from bot.store.db import unit_of_work
-from bot.store.models import Estate
+from bot.store.models import ChatGroup, DutyShift, Estate, Staff
 
 DEFAULT_WEEKS = 8
 
@@ -118,6 +119,78 @@ async def volunteers_csv(request: Request) -> HTTPResponse:
                         headers={"Content-Disposition": 'attachment; filename="hongguanjia-volunteers.csv"'})
 
 
+def _community(factory: Any) -> Dict[str, Any]:
+    with unit_of_work(factory) as session:
+        return {
+            "staff": [{"key": s.key, "name": s.name, "role": s.role, "phone": s.phone or "",
+                       "wecom_userid": s.wecom_userid or "", "on_duty": s.on_duty, "active": s.active,
+                       "estates": list(s.estates or [])} for s in session.query(Staff).order_by(Staff.id)],
+            "groups": [{"key": g.key, "name": g.name, "kind": g.kind, "has_key": bool(g.webhook_key)}
+                       for g in session.query(ChatGroup).filter(ChatGroup.kind != "building").order_by(ChatGroup.id)],
+            "shifts": [{"id": d.id, "staff": d.staff.name, "weekdays": d.weekdays, "start": d.start, "end": d.end,
+                        "note": d.note or ""} for d in session.query(DutyShift).order_by(DutyShift.id)],
+            "estates": [e.name for e in session.query(Estate).order_by(Estate.id)],
+        }
+
+
+@require_role(*ADMIN_ROLES)
+async def community_page(request: Request) -> HTTPResponse:
+    """GET /admin/community: staff, groups and the duty roster, each editable; the latest changes below."""
+    console = console_of(request)
+    model = await console.run(_community, console.factory)
+    changes = await console.run(community_edits.history, console.factory, 30)
+    return render(request, "admin_community.html", model=model, changes=changes, roles=lc.ROLE_LABELS,
+                  done=request.args.get("done"))
+
+
+@require_role(*ADMIN_ROLES)
+async def staff_save(request: Request, key: str) -> HTTPResponse:
+    """POST /admin/community/staff/<key>: save one staff member's details."""
+    console = console_of(request)
+    form = request.form
+    await console.run(community_edits.update_staff, console.factory, current_staff(request).key, key,
+                      now=console.now(), name=form.get("name") or "", role=form.get("role") or "",
+                      phone=form.get("phone") or None, wecom_userid=form.get("wecom_userid") or None,
+                      on_duty=form.get("on_duty") == "1", active=form.get("active") == "1",
+                      estates=form.getlist("estates") or [])
+    return response.redirect("/admin/community?done=staff", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def group_save(request: Request, key: str) -> HTTPResponse:
+    """POST /admin/community/groups/<key>: rename a group or set its robot key (empty key: keep it)."""
+    console = console_of(request)
+    changes: Dict[str, Any] = {"name": request.form.get("name") or ""}
+    if (request.form.get("webhook_key") or "").strip():
+        changes["webhook_key"] = request.form.get("webhook_key")
+    await console.run(community_edits.update_group, console.factory, current_staff(request).key, key,
+                      now=console.now(), **changes)
+    return response.redirect("/admin/community?done=group", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def shift_add(request: Request) -> HTTPResponse:
+    """POST /admin/community/roster: add a roster line."""
+    console = console_of(request)
+    form = request.form
+    try:
+        days = [int(d) for d in form.getlist("weekdays") or []]
+    except ValueError:
+        raise InvalidInput("weekdays are 1 to 7", field="weekdays") from None
+    await console.run(community_edits.add_shift, console.factory, current_staff(request).key, form.get("staff") or "",
+                      days, form.get("start") or "", form.get("end") or "", form.get("note"), console.now())
+    return response.redirect("/admin/community?done=roster", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def shift_remove(request: Request, shift_id: int) -> HTTPResponse:
+    """POST /admin/community/roster/<id>/delete: remove a roster line."""
+    console = console_of(request)
+    await console.run(community_edits.remove_shift, console.factory, current_staff(request).key, shift_id,
+                      console.now())
+    return response.redirect("/admin/community?done=roster", status=303)
+
+
 def register_admin(app: Sanic) -> None:
     """Add the admin pages to the console app."""
     app.add_route(stats_page, "/admin/stats", methods=["GET"], name="admin_stats")
@@ -126,3 +199,9 @@ def register_admin(app: Sanic) -> None:
     app.add_route(announcements_page, "/admin/announcements", methods=["GET"], name="admin_announcements")
     app.add_route(announcement_send, "/admin/announcements", methods=["POST"], name="admin_announcement_send")
     app.add_route(volunteers_csv, "/admin/volunteers.csv", methods=["GET"], name="admin_volunteers_csv")
+    app.add_route(community_page, "/admin/community", methods=["GET"], name="admin_community")
+    app.add_route(staff_save, "/admin/community/staff/<key>", methods=["POST"], name="admin_staff_save")
+    app.add_route(group_save, "/admin/community/groups/<key>", methods=["POST"], name="admin_group_save")
+    app.add_route(shift_add, "/admin/community/roster", methods=["POST"], name="admin_shift_add")
+    app.add_route(shift_remove, "/admin/community/roster/<shift_id:int>/delete", methods=["POST"],
+                  name="admin_shift_remove")

@@ -85,3 +85,23 @@ async def test_grid_staff_property_managers_and_duty_staff_do_not_get_the_admin_
         assert (await browser.get(path)).status == 403, path
     signed_out = console.browser()
     assert (await signed_out.get("/admin/stats")).status == 302
+
+
+async def test_an_admin_edits_staff_and_the_roster_in_the_console_and_sees_the_change_log(console, factory) -> None:
+    browser = await _signed_in(console, "admin")
+    page = await browser.get("/admin/community")
+    assert page.status == 200 and "周明" in page.text and "值班表" in page.text
+    token = page.csrf_token()
+    saved = await browser.request("POST", "/admin/community/staff/zhouming", data=[
+        ("csrf_token", token), ("name", "周明"), ("role", "grid_member"), ("phone", "13920001099"),
+        ("wecom_userid", "ZhouMing"), ("active", "1"), ("on_duty", "1")])
+    assert saved.status == 303, saved.text
+    added = await browser.request("POST", "/admin/community/roster", data=[
+        ("csrf_token", token), ("staff", "zhouming"), ("weekdays", "6"), ("weekdays", "7"), ("start", "08:00"),
+        ("end", "20:00")])
+    assert added.status == 303
+    bad = await browser.request("POST", "/admin/community/roster", data=[
+        ("csrf_token", token), ("staff", "zhouming"), ("start", "08:00"), ("end", "20:00")])
+    assert bad.status == 400
+    log = await browser.get("/admin/community")
+    assert "13920001099" in log.text and "duty_shift" in log.text and "13920001011" in log.text
