@@ -46,7 +46,6 @@ def role_label(role: str) -> str:
 # A ticket action the ticket's state no longer allows (e.g. two workers accepting at once).
 TICKET_TAKEN = "工单已被接单（当前负责人：{holder}），您的操作没有执行。"
 TICKET_STATE_CHANGED = "工单当前状态是“{status}”，不能{action}，操作没有执行。请刷新后查看。"
-QUEUE_TRUNCATED = "共有 {total} 张工单符合条件，这里只显示最前面的 {shown} 张，请用筛选缩小范围。"
 
 
 def ticket_conflict(action: str, action_label: str, status_label: str, holder: str) -> str:
