@@ -30,11 +30,13 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import lifecycle as lc
 from bot.console import texts
 from bot.console.auth import public
 from bot.console.context import Console, console_of
 from bot.console.views import json_answer
 from bot.errors import InvalidInput
+from bot.services import lifecycle, queue
 from bot.services.accounts import StaffIdentity
 
 OPENAPI_VERSION = "3.0.3"
@@ -160,11 +162,95 @@ def openapi_document(call: ApiCall) -> Dict[str, Any]:
     return openapi(ROUTES, call.console.settings.console_base_url)
 
 
+def _staff_key(call: ApiCall) -> str:
+    assert call.staff is not None  # not a public route
+    return call.staff.key
+
+
+def list_tickets(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/tickets: the queue (same scope and filters as the console's home page; phones masked)."""
+    settings = call.console.settings
+    filters = queue.QueueFilter(state=call.params.get("state"), kind=call.params.get("type"),
+                                urgency=call.params.get("urgency"), mine=bool(call.params.get("mine")))
+    found = queue.queue(call.factory, _staff_key(call), filters, call.now(), settings.escalation)
+    return {"tickets": [r.as_json() for r in found.rows], "total": found.total, "truncated": found.more}
+
+
+def get_ticket(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/tickets/{number}: one ticket in full, with its history and the actions the caller may take."""
+    settings = call.console.settings
+    return queue.detail(call.factory, _staff_key(call), call.params["number"], call.now(), settings.escalation,
+                        settings.timezone).as_json()
+
+
+def ticket_action(call: ApiCall) -> Dict[str, Any]:
+    """POST /api/tickets/{number}/actions/{action}: take a lifecycle action (bot/lifecycle.py's rules)."""
+    body = call.body or {}
+    outcome = lifecycle.perform(call.factory, _staff_key(call), call.params["number"], call.params["action"],
+                                note=body.get("note"), assignee=body.get("assignee"), eta=body.get("eta"),
+                                ctx=lifecycle.Context.from_settings(call.console.settings), now=call.now())
+    return {"number": outcome.number, "action": outcome.action, "from_status": outcome.from_status,
+            "status": outcome.status, "assignee": outcome.assignee}
+
+
+_NUMBER = Param("number", "path", description="工单号，如 HG-20260301-0001")
+_FILTERS = (
+    Param("state", schema={"type": "string", "enum": list(lc.STATES)}, description="只看这个状态"),
+    Param("type", schema={"type": "string", "enum": list(queue.KINDS)}, description="工单类型"),
+    Param("urgency", schema={"type": "string", "enum": list(queue.URGENCIES)}, description="紧急程度"),
+    Param("mine", schema={"type": "boolean"}, description="只看派给我的"),
+)
+
 ROUTES: List[ApiRoute] = [
     ApiRoute("GET", "/api/me", "当前令牌对应的工作人员", me, response=ref("Staff")),
     ApiRoute("GET", "/api/openapi.json", "本 API 的 OpenAPI 3.0 文档", openapi_document, public=True,
              response={"type": "object", "description": "OpenAPI 3.0 文档"}),
+    ApiRoute("GET", "/api/tickets", "我能看到的工单（紧急在前，新的在前，最多 100 张）", list_tickets,
+             parameters=_FILTERS, response=ref("TicketList")),
+    ApiRoute("GET", "/api/tickets/{number}", "一张工单的详情、处理记录和可进行的操作", get_ticket,
+             parameters=(_NUMBER,), response=ref("TicketDetail"), errors=(404,)),
+    ApiRoute("POST", "/api/tickets/{number}/actions/{action}", "对工单进行一项操作", ticket_action,
+             parameters=(_NUMBER, Param("action", "path", schema={"type": "string", "enum": list(lc.STAFF_ACTIONS)},
+                                        description="接单、派单、开始处理、备注、办结、退回、转派")),
+             request=ref("TicketActionRequest"), response=ref("Outcome"), errors=(403, 404, 409),
+             description="note：备注、办结的处理结果、退回或转派的原因；assignee：派单、转派给谁（账号）；"
+                         "eta：接单时的预计上门时间。"),
 ]
+
+_TEXT_OR_NULL = {"type": "string", "nullable": True}
+_SUMMARY_PROPS: Dict[str, Any] = {
+    "number": {"type": "string"}, "kind": {"type": "string", "enum": list(queue.KINDS)},
+    "kind_label": {"type": "string"}, "priority": {"type": "string", "enum": list(queue.URGENCIES)},
+    "status": {"type": "string", "enum": list(lc.STATES)}, "status_label": {"type": "string"},
+    "address": {"type": "string"}, "assignee": _TEXT_OR_NULL, "assignee_name": _TEXT_OR_NULL,
+    "created_at": {"type": "string", "format": "date-time", "description": "UTC"},
+    "age": {"type": "string"}, "overdue": {"type": "boolean"},
+    "contact_phone": {"type": "string", "description": "隐去中间四位"},
+}
+SCHEMAS.update({
+    "TicketSummary": {"type": "object", "properties": _SUMMARY_PROPS},
+    "TicketList": {"type": "object", "required": ["tickets", "total", "truncated"], "properties": {
+        "tickets": {"type": "array", "items": ref("TicketSummary")},
+        "total": {"type": "integer", "description": "符合条件的工单总数"},
+        "truncated": {"type": "boolean", "description": "是否只返回了前 100 张"}}},
+    "TicketDetail": {"type": "object", "properties": {
+        **_SUMMARY_PROPS,
+        "contact_phone": {"type": "string", "nullable": True, "description": "完整电话"},
+        "description": {"type": "string"}, "facility": _TEXT_OR_NULL, "contact_name": _TEXT_OR_NULL,
+        "resolution": _TEXT_OR_NULL, "rating": {"type": "integer", "nullable": True},
+        "due_at": {"type": "string", "nullable": True, "description": "社区时区"},
+        "photos": {"type": "array", "items": {"type": "string"}},
+        "events": {"type": "array", "items": {"type": "object"}},
+        "notifications": {"type": "array", "items": {"type": "object"}},
+        "allowed_actions": {"type": "array", "items": {"type": "string", "enum": list(lc.STAFF_ACTIONS)}},
+        "assignable": {"type": "array", "items": {"type": "object"}}}},
+    "TicketActionRequest": {"type": "object", "additionalProperties": False, "properties": {
+        "note": {**_TEXT_OR_NULL, "maxLength": lc.MAX_NOTE}, "assignee": _TEXT_OR_NULL,
+        "eta": {**_TEXT_OR_NULL, "maxLength": 64}}},
+    "Outcome": {"type": "object", "required": ["number", "action", "from_status", "status"], "properties": {
+        "number": {"type": "string"}, "action": {"type": "string"},
+        "from_status": {"type": "string"}, "status": {"type": "string"}, "assignee": _TEXT_OR_NULL}},
+})
 
 
 def openapi(routes: List[ApiRoute], server_url: str) -> Dict[str, Any]:

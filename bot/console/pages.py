@@ -1,12 +1,15 @@
-"""The console's own pages: login, logout, the (placeholder) home page, static files and the health check."""
+"""The console's own pages: login, logout, the ticket queue, a ticket and its actions, static files, health."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 from pathlib import Path
+from typing import List, Optional
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from sanic import Sanic, response
 from sanic.exceptions import NotFound as RouteNotFound
 from sanic.request import Request
@@ -18,8 +21,11 @@ from bot.console.auth import current_staff, login_form, public
 from bot.console.context import console_of
 from bot.console.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next
 from bot.console.views import render
-from bot.errors import AccountLocked, AuthFailed
-from bot.services import accounts
+from bot import lifecycle as lc
+from bot.errors import AccountLocked, AuthFailed, DeliveryError, InvalidInput
+from bot.rasa_api import RasaAPI, Turn, rasa_token
+from bot.services import accounts, lifecycle
+from bot.services import queue as ticket_queue
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +95,75 @@ async def logout(request: Request) -> HTTPResponse:
 
 
 async def home(request: Request) -> HTTPResponse:
-    """GET /: who is signed in (a placeholder until the ticket queue takes its place)."""
-    return render(request, "home.html", me=current_staff(request))
+    """GET /: my queue — the tickets in my scope, urgent first, filtered by state, type, urgency and "mine"."""
+    me = current_staff(request)
+    console = console_of(request)
+    filters = ticket_queue.QueueFilter.parse(request.args)
+    found = await console.run(ticket_queue.queue, console.factory, me.key, filters, console.now(),
+                              console.settings.escalation)
+    return render(request, "queue.html", queue=found, filters=filters, states=lc.STATES,
+                  state_labels=lc.STATE_LABELS, kinds=ticket_queue.KINDS, kind_labels=ticket_queue.KIND_LABELS,
+                  urgency_labels=ticket_queue.URGENCY_LABELS, limit=ticket_queue.QUEUE_LIMIT)
+
+
+CONVERSATION_WINDOW = dt.timedelta(minutes=1)
+# (service field, action) → the label of the form field on the ticket page ("" : any action)
+FIELD_LABELS = {("note", "resolve"): "处理结果", ("note", "return"): "退回原因", ("note", "reassign"): "转派原因",
+                ("note", ""): "备注", ("assignee", ""): "负责人", ("eta", ""): "预计上门时间"}
+
+
+async def _conversation(request: Request, sender_id: str, created_at: dt.datetime) -> Optional[List[Turn]]:
+    """The conversation that opened the ticket, or None when Rasa cannot be asked (down, or the id unaddressable)."""
+    settings = console_of(request).settings
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = RasaAPI(http, settings.rasa_url, rasa_token(settings), timeout=3.0)
+            return await api.conversation(sender_id, until=created_at + CONVERSATION_WINDOW)
+    except DeliveryError as exc:
+        logger.info("console: conversation of a ticket unavailable: %s", exc)
+        return None
+
+
+async def ticket_page(request: Request, number: str) -> HTTPResponse:
+    """GET /tickets/<number>: the ticket in full, its history and messages, and the actions I may take."""
+    me = current_staff(request)
+    console = console_of(request)
+    found = await console.run(ticket_queue.detail, console.factory, me.key, number, console.now(),
+                              console.settings.escalation, console.settings.timezone)
+    turns = await _conversation(request, found.sender_id, found.created_at_utc)
+    done = request.args.get("done") or ""
+    return render(request, "ticket.html", t=found, turns=turns, done=done if done in lc.STAFF_ACTIONS else "",
+                  labels={a: lc.TRANSITIONS[a].label for a in lc.STAFF_ACTIONS})
+
+
+async def ticket_action(request: Request, number: str, action: str) -> HTTPResponse:
+    """POST /tickets/<number>/<action>: take one lifecycle action, then back to the ticket page."""
+    me = current_staff(request)
+    console = console_of(request)
+    if action not in lc.STAFF_ACTIONS:
+        raise RouteNotFound("no such action")
+    form = request.form
+
+    def field(name: str) -> Optional[str]:
+        value = (form.get(name) or "").strip()
+        return value or None
+
+    try:
+        outcome = await console.run(lambda: lifecycle.perform(
+            console.factory, me.key, number, action, note=field("note"), assignee=field("assignee"),
+            eta=field("eta"), ctx=lifecycle.Context.from_settings(console.settings), now=console.now()))
+    except InvalidInput as exc:  # name the form's field as the page labels it
+        label = FIELD_LABELS.get((exc.field or "", action)) or FIELD_LABELS.get((exc.field or "", ""))
+        if label is None:
+            raise
+        raise InvalidInput(exc.message, field=label) from None
+    except lc.IllegalTransition:
+        now = await console.run(ticket_queue.detail, console.factory, me.key, number, console.now(),
+                                console.settings.escalation, console.settings.timezone)
+        message = texts.ticket_conflict(action, lc.TRANSITIONS[action].label, now.row.status_label,
+                                        now.row.holder or "")
+        return render(request, "message.html", status=409, title=texts.ERROR_TITLES[409], message=message)
+    return response.redirect(f"/tickets/{outcome.number}?done={action}", status=303)
 
 
 @public
@@ -126,5 +199,7 @@ def register_pages(app: Sanic) -> None:
     app.add_route(login_submit, "/login", methods=["POST"], name="login_submit")
     app.add_route(logout, "/logout", methods=["POST"], name="logout")
     app.add_route(home, "/", methods=["GET"], name="home")
+    app.add_route(ticket_page, "/tickets/<number:str>", methods=["GET"], name="ticket_page")
+    app.add_route(ticket_action, "/tickets/<number:str>/<action:str>", methods=["POST"], name="ticket_action")
     app.add_route(static_file, "/static/<name:str>", methods=["GET"], name="static_file")
     app.add_route(health, "/health", methods=["GET"], name="health")

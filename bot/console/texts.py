@@ -42,3 +42,14 @@ API_UNAUTHORIZED = "需要有效的访问令牌（Authorization: Bearer …）�
 def role_label(role: str) -> str:
     """The Chinese name of a staff role (the role key itself when unknown)."""
     return ROLE_LABELS.get(role, role)
+
+# A ticket action the ticket's state no longer allows (e.g. two workers accepting at once).
+TICKET_TAKEN = "工单已被接单（当前负责人：{holder}），您的操作没有执行。"
+TICKET_STATE_CHANGED = "工单当前状态是“{status}”，不能{action}，操作没有执行。请刷新后查看。"
+
+
+def ticket_conflict(action: str, action_label: str, status_label: str, holder: str) -> str:
+    """Why an action on a ticket was refused because of its state."""
+    if action in ("accept", "assign") and holder:
+        return TICKET_TAKEN.format(holder=holder)
+    return TICKET_STATE_CHANGED.format(status=status_label, action=action_label)

@@ -16,6 +16,7 @@ from sanic.response import HTTPResponse
 
 from bot.console.security import CSRF_FIELD
 from bot.console.texts import role_label
+from bot.services.scope import HANDOFF_ROLES
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -33,6 +34,7 @@ def make_templates() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.globals["csrf_field"] = csrf_field
     env.filters["role_label"] = role_label
+    env.globals["handoff_roles"] = HANDOFF_ROLES  # who sees the 转人工 link
     return env
 
 
