@@ -16,7 +16,7 @@ from sanic.response import HTTPResponse
 
 from bot.console.security import CSRF_FIELD
 from bot.console.texts import role_label
-from bot.services.scope import HANDOFF_ROLES
+from bot.services.scope import ADMIN_ROLES, HANDOFF_ROLES
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -35,6 +35,7 @@ def make_templates() -> Environment:
     env.globals["csrf_field"] = csrf_field
     env.filters["role_label"] = role_label
     env.globals["handoff_roles"] = HANDOFF_ROLES  # who sees the 转人工 link
+    env.globals["admin_roles"] = ADMIN_ROLES  # who sees the admin pages' links
     return env
 
 
