@@ -29,6 +29,11 @@ KINDS: Tuple[str, ...] = tuple(KIND_LABELS)
 URGENCIES: Tuple[str, ...] = ("urgent", "normal")
 URGENCY_LABELS = {"urgent": "紧急", "normal": "普通"}
 NOTIFICATION_STATUS_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "undelivered": "未送达"}
+NOTIFICATION_PURPOSE_LABELS = {
+    "new_ticket": "新工单通知", "pause_water": "暂停用水提醒", "night_duty": "夜间值班通知", "assigned": "派单通知",
+    "returned": "退回通知", "reopened": "重新处理通知", "cancelled": "取消通知", "handoff": "转人工通知",
+    "resident_assigned": "告知居民已派单", "resident_resolved": "告知居民已办结", "resident_returned": "告知居民已退回",
+}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
@@ -124,6 +129,7 @@ class NotificationView:
 
     channel: str
     purpose: str
+    purpose_label: str
     status: str
     status_label: str
     attempts: int
@@ -257,7 +263,8 @@ def _detail(session: Session, actor: StaffActor, ticket: Ticket, now: dt.datetim
                         from_label=lc.STATE_LABELS.get(e.from_status or "", ""),
                         to_label=lc.STATE_LABELS.get(e.to_status or "", ""), note=e.detail or "")
               for e in ticket.events]
-    notes = [NotificationView(channel=n.channel, purpose=n.purpose, status=n.status,
+    notes = [NotificationView(channel=n.channel, purpose=n.purpose,
+                              purpose_label=NOTIFICATION_PURPOSE_LABELS.get(n.purpose, n.purpose), status=n.status,
                               status_label=NOTIFICATION_STATUS_LABELS.get(n.status, n.status),
                               attempts=n.attempts or 0, last_error=n.last_error or "",
                               created_at=_local(n.created_at, timezone))
