@@ -19,6 +19,7 @@ from bot.console import api
 from bot.console.auth import identify, page_headers
 from bot.console.context import Console
 from bot.console.failures import ConsoleErrorHandler
+from bot.console.handoffs import register_handoffs
 from bot.console.pages import register_pages
 from bot.console.security import CookieSigner, console_secret
 from bot.console.views import make_templates
@@ -67,5 +68,6 @@ def create_app(settings: Settings, *, session_factory: Optional[sessionmaker] = 
     app.register_middleware(identify, "request")
     app.register_middleware(page_headers, "response")
     register_pages(app)
+    register_handoffs(app)
     api.register(app)
     return app
