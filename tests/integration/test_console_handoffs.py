@@ -37,7 +37,7 @@ class FakeRasa:
 
     async def append(self, request: web.Request) -> web.Response:
         body = await request.json()
-        assert body == [{"event": "resume"}]
+        assert body == [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
         self.resumed.append(request.match_info["sender"])
         return web.json_response({})
 
