@@ -211,7 +211,7 @@ def reply(factory: sessionmaker, handoff_id: int, staff_key: str, text: str,
             raise InvalidState("the handoff was already handed back to the assistant", handoff_id=handoff_id)
         if not identity.is_wechat(row.sender_id):
             raise InvalidInput("this resident talks over the REST API and cannot be messaged; only WeChat "
-                               "residents receive replies", field="text")
+                               "residents receive replies")
         message = reply_text(actor.label, body)
         note = outbox.enqueue_resident(session, recipient=row.sender_id, purpose=REPLY_PURPOSE, text=message,
                                        template={"status": "社区工作人员回复", "detail": message[:200]}, now=now)
