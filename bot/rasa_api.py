@@ -17,7 +17,7 @@ import aiohttp
 from bot.config import Settings
 from bot.errors import DeliveryError
 
-__all__ = ["RasaAPI", "Turn", "conversation_path", "rasa_token"]
+__all__ = ["RESUME_EVENTS", "RasaAPI", "Turn", "conversation_path", "rasa_token"]
 
 # RFC 3986 pchar and '/': what a URL path carries as it is.
 _RAW_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/")
@@ -36,6 +36,10 @@ def rasa_token(settings: Settings) -> str:
         return settings.rasa_token
     path = settings.var_dir / "rasa_token"
     return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+
+
+# What resuming appends to a paused conversation's tracker.
+RESUME_EVENTS = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
 
 
 @dataclass(frozen=True)
@@ -87,5 +91,9 @@ class RasaAPI:
         return turns[-limit:]
 
     async def resume(self, sender_id: str) -> None:
-        """Hand a paused conversation back to the assistant."""
-        await self._call("POST", self._url(sender_id, "/tracker/events"), [{"event": "resume"}])
+        """Hand a paused conversation back to the assistant (resumed, and listening for the next message).
+
+        The pause came right after the assistant's handoff message, so the tracker never recorded it listening;
+        without the `action_listen` the policies see the next message out of turn and loop on the fallback.
+        """
+        await self._call("POST", self._url(sender_id, "/tracker/events"), RESUME_EVENTS)

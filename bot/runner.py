@@ -211,7 +211,7 @@ def run(settings: Settings, model: Path) -> int:
       -d '{example}'
   或者交互式 / or interactively:  .venv/bin/python -m bot chat --sender resident-1
 {webchat_line}{console_line}  群消息 / group messages: {group_messages}
-  转人工后交还 / release a handoff:  .venv/bin/python -m bot handoff release resident-1
+  转人工回复与交还 / answer and release a handoff:  {settings.console_base_url}/handoffs (值班人员 maguilan)
 按 Ctrl-C 全部停止 / Ctrl-C stops everything.""", flush=True)
         ended = sup.wait()
         print(f"{ended} exited; stopping the rest", file=sys.stderr)

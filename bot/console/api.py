@@ -437,3 +437,106 @@ def register(app: Sanic, routes: Optional[List[ApiRoute]] = None) -> None:
         seen.add(route.operation_id)
         app.add_route(_endpoint(route), sanic_path(route), methods=[route.method.upper()],
                       name=f"api_{route.operation_id}")
+
+
+# ---- the handoff inbox (bot/console/handoffs.py has the pages) ---------------------------------------------
+
+from bot.console.handoffs import as_json, conversation, iso, reply_json, resume  # noqa: E402
+from bot.services import handoff  # noqa: E402
+
+def _handoff_id(call: ApiCall) -> int:
+    return int(call.params["id"])
+
+
+def handoff_list(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/handoffs."""
+    assert call.staff is not None
+    return {"handoffs": [as_json(row) for row in handoff.waiting(call.factory, call.staff.key)]}
+
+
+async def handoff_detail(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/handoffs/{id}: the handoff, its replies, and the conversation Rasa recorded (null when unreadable)."""
+    assert call.staff is not None
+    shown = await call.console.run(handoff.detail, call.factory, call.staff.key, _handoff_id(call))
+    turns = await conversation(call.request, shown.handoff.sender_id)
+    return {**as_json(shown.handoff), "open": shown.open, "released_at": iso(shown.released_at),
+            "released_by": shown.released_by, "reply_list": [reply_json(r) for r in shown.replies],
+            "conversation": None if turns is None else [{"speaker": t.speaker, "at": iso(t.at), "text": t.text}
+                                                        for t in turns]}
+
+
+def handoff_reply(call: ApiCall) -> Dict[str, Any]:
+    """POST /api/handoffs/{id}/reply."""
+    assert call.staff is not None
+    return reply_json(handoff.reply(call.factory, _handoff_id(call), call.staff.key, call.body["text"], call.now()))
+
+
+async def handoff_release(call: ApiCall) -> Dict[str, Any]:
+    """POST /api/handoffs/{id}/release: released in the database, then resumed in Rasa (`resumed` says whether)."""
+    assert call.staff is not None
+    done = await call.console.run(handoff.hand_back, call.factory, _handoff_id(call), call.staff.key, call.now())
+    failure = await resume(call.request, done.sender_id)
+    return {"id": done.handoff_id, "sender_id": done.sender_id, "released": True, "closed_now": done.closed_now,
+            "resumed": failure is None, "resume_error": failure}
+
+
+_HANDOFF_ID = Param("id", "path", {"type": "integer", "minimum": 1}, "转人工记录编号")
+_WHEN = {"type": "string", "format": "date-time"}
+SCHEMAS.update({
+    "Handoff": {
+        "type": "object",
+        "required": ["id", "sender_id", "display", "started_at", "reason", "replies", "can_message"],
+        "properties": {
+            "id": {"type": "integer"},
+            "sender_id": {"type": "string", "description": "对话编号：微信 OpenID，或 rest:<sender>"},
+            "display": {"type": "string", "description": "给人看的对话编号"},
+            "resident_name": {"type": "string", "nullable": True},
+            "resident_phone": {"type": "string", "nullable": True, "description": "已打码的电话"},
+            "started_at": _WHEN,
+            "reason": {"type": "string", "description": "转人工时居民说的话（电话已打码）"},
+            "replies": {"type": "integer", "description": "工作人员已回复的条数"},
+            "can_message": {"type": "boolean", "description": "能否从工作台给居民发消息（仅微信居民）"},
+        },
+    },
+    "HandoffReply": {
+        "type": "object",
+        "required": ["id", "at", "staff", "staff_label", "text", "status"],
+        "properties": {
+            "id": {"type": "integer"}, "at": _WHEN, "staff": {"type": "string"},
+            "staff_label": {"type": "string", "description": "如 值班人员马桂兰"},
+            "text": {"type": "string"},
+            "status": {"type": "string", "nullable": True, "enum": ["pending", "sent", "failed", "undelivered", None]},
+            "last_error": {"type": "string", "nullable": True},
+        },
+    },
+})
+SCHEMAS["HandoffDetail"] = {"allOf": [ref("Handoff"), {
+    "type": "object",
+    "required": ["open", "reply_list", "conversation"],
+    "properties": {
+        "open": {"type": "boolean"}, "released_at": {**_WHEN, "nullable": True},
+        "released_by": {"type": "string", "nullable": True},
+        "reply_list": {"type": "array", "items": ref("HandoffReply")},
+        "conversation": {"type": "array", "nullable": True, "description": "Rasa 记录的对话；无法读取时为 null",
+                         "items": {"type": "object", "properties": {
+                             "speaker": {"type": "string", "enum": ["resident", "assistant"]}, "at": _WHEN,
+                             "text": {"type": "string"}}}},
+    },
+}]}
+ROUTES.extend([
+    ApiRoute("GET", "/api/handoffs", "等待人工回复的对话（最早的在前）", handoff_list, errors=(403,),
+             response={"type": "object", "properties": {"handoffs": {"type": "array", "items": ref("Handoff")}}}),
+    ApiRoute("GET", "/api/handoffs/{id}", "一次转人工：回复、送达情况和对话记录", handoff_detail,
+             parameters=(_HANDOFF_ID,), response=ref("HandoffDetail"), errors=(403, 404)),
+    ApiRoute("POST", "/api/handoffs/{id}/reply", "回复居民（仅微信居民）", handoff_reply, parameters=(_HANDOFF_ID,),
+             request={"type": "object", "required": ["text"], "additionalProperties": False,
+                      "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 600}}},
+             response=ref("HandoffReply"), status=201, errors=(403, 404, 409)),
+    ApiRoute("POST", "/api/handoffs/{id}/release", "交还助手", handoff_release, parameters=(_HANDOFF_ID,),
+             errors=(403, 404, 409),
+             response={"type": "object", "properties": {
+                 "id": {"type": "integer"}, "sender_id": {"type": "string"}, "released": {"type": "boolean"},
+                 "closed_now": {"type": "boolean", "description": "false：之前已交还（本次只重发接管通知）"},
+                 "resumed": {"type": "boolean", "description": "助手是否已接管；false 时可重试"},
+                 "resume_error": {"type": "string", "nullable": True}}}),
+])

@@ -20,6 +20,7 @@ from bot.console.admin import register_admin
 from bot.console.auth import identify, page_headers
 from bot.console.context import Console
 from bot.console.failures import ConsoleErrorHandler
+from bot.console.handoffs import register_handoffs
 from bot.console.pages import register_pages
 from bot.console.security import CookieSigner, console_secret
 from bot.console.views import make_templates
@@ -69,5 +70,6 @@ def create_app(settings: Settings, *, session_factory: Optional[sessionmaker] = 
     app.register_middleware(page_headers, "response")
     register_pages(app)
     register_admin(app)
+    register_handoffs(app)
     api.register(app)
     return app
