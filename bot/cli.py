@@ -211,7 +211,7 @@ async def push_menu(settings: Settings, path: Path) -> int:
 
     from bot.wechat.client import WeChatClient
     from bot.wechat.errors import WeChatError
-    from bot.wechat.token import MemoryTokenStore, RedisTokenStore, TokenStore
+    from bot.wechat.token import shared_token_store
 
     if not settings.wechat_appid or not settings.wechat_secret:
         print("wechat: set WECHAT_APPID and WECHAT_SECRET to push the menu", file=sys.stderr)
@@ -224,25 +224,15 @@ async def push_menu(settings: Settings, path: Path) -> int:
     if not isinstance(menu, dict) or not isinstance(menu.get("button"), list):
         print(f"wechat: {path} must be a JSON object with a \"button\" list", file=sys.stderr)
         return 2
-    redis_client = None
-    store: TokenStore = MemoryTokenStore()
-    if settings.redis_url:
-        # Share the server's token: a token fetched here would replace (and soon invalidate) the server's.
-        import redis.asyncio as aioredis
-
-        redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.http_timeout)
-        store = RedisTokenStore(redis_client)
     try:
-        async with aiohttp.ClientSession() as http:
+        async with shared_token_store(settings.redis_url, settings.http_timeout) as store, \
+                aiohttp.ClientSession() as http:
             client = WeChatClient(http, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base,
                                   store, settings.http_timeout)
             await client.create_menu(menu)
     except WeChatError as exc:
         print(f"wechat: the menu was not pushed: {exc.message}", file=sys.stderr)
         return 1
-    finally:
-        if redis_client is not None:
-            await redis_client.close()
     print(f"wechat: menu pushed ({len(menu['button'])} top-level buttons from {path})")
     return 0
 

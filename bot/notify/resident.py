@@ -22,7 +22,7 @@ from bot.store.db import unit_of_work
 from bot.store.models import Resident
 from bot.wechat.client import ERRCODE_OUT_OF_WINDOW, ERRCODE_QUOTA_EXCEEDED, WeChatClient
 from bot.wechat.errors import WeChatAPIError, WeChatUnavailable
-from bot.wechat.token import MemoryTokenStore, RedisTokenStore, TokenStore
+from bot.wechat.token import shared_token_store
 
 __all__ = ["CUSTOMER_SERVICE_WINDOW", "WeChatResidentSender", "housekeeping", "resident_sender"]
 
@@ -87,21 +87,11 @@ async def resident_sender(settings: Settings, sessions: sessionmaker,
     if not settings.wechat_appid or not settings.wechat_secret:
         yield None
         return
-    redis_client = None
-    store: TokenStore = MemoryTokenStore()
-    if settings.redis_url:
-        import redis.asyncio as aioredis
-
-        redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.http_timeout)
-        store = RedisTokenStore(redis_client)
-    try:
+    async with shared_token_store(settings.redis_url, settings.http_timeout) as store:
         client = WeChatClient(http, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base, store,
                               settings.http_timeout)
         yield WeChatResidentSender(client, sessions, template_id=settings.wechat_template_id,
                                    template_fields=settings.wechat_template_fields)
-    finally:
-        if redis_client is not None:
-            await redis_client.close()
 
 
 def housekeeping(settings: Settings, sessions: sessionmaker) -> Callable[[dt.datetime], None]:

@@ -14,11 +14,13 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional, Protocol, Tuple
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Protocol, Tuple
 
 from bot.wechat.errors import WeChatError, WeChatUnavailable
 
 __all__ = [
+    "shared_token_store",
     "AccessTokenManager",
     "MemoryTokenStore",
     "RedisTokenStore",
@@ -232,3 +234,19 @@ class AccessTokenManager:
         await self._store.save(StoredToken(value, now + expires_in, now + expires_in - margin), now)
         log.info("fetched a new WeChat access token (expires in %s s)", expires_in)
         return value
+
+
+@asynccontextmanager
+async def shared_token_store(redis_url: Optional[str], timeout: float) -> AsyncIterator[TokenStore]:
+    """The token store a process outside the Rasa server uses: Redis when configured, so every process shares
+    one token (a token fetched here would otherwise replace, and soon invalidate, the server's); else memory."""
+    if not redis_url:
+        yield MemoryTokenStore()
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=timeout)
+    try:
+        yield RedisTokenStore(client)
+    finally:
+        await client.close()
