@@ -20,7 +20,7 @@ from bot.console.app import create_app
 DEMO_PASSWORD = "hongxing-demo"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
-from tests.helpers import free_socket
+from tests.helpers import serving
 
 
 @dataclass
@@ -120,22 +120,9 @@ async def serve_console(settings: Settings, factory: Optional[sessionmaker] = No
                         clock: Optional[Callable[[], dt.datetime]] = None,
                         prepare: Optional[Callable[[Sanic], None]] = None) -> AsyncIterator[ServedConsole]:
     """Serve `create_app(settings, …)` on 127.0.0.1 for the length of the block (`prepare` may add routes)."""
-    Sanic.test_mode = True  # lets one process start several Sanic apps
     app = create_app(settings, session_factory=factory, clock=clock)
     if prepare is not None:
         prepare(app)
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
-    try:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
-            yield ServedConsole(f"http://127.0.0.1:{port}", app, http)
-    finally:
-        await server.before_stop()
-        await server.close()
-        await server.after_stop()
+    async with serving(app) as port, aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+        yield ServedConsole(f"http://127.0.0.1:{port}", app, http)
         Sanic._app_registry.pop(app.name, None)

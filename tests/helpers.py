@@ -6,11 +6,15 @@ import datetime as dt
 import socket
 import subprocess
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, Optional
 
 from rasa_sdk import Tracker
 from sqlalchemy.orm import sessionmaker
+
+if TYPE_CHECKING:
+    from sanic import Sanic
 
 from actions import deps
 from bot.config import PROJECT_ROOT, Settings, rasa_env
@@ -63,6 +67,26 @@ def run_rasa(args: List[str], timeout: int = 900, cwd: Path = PROJECT_ROOT) -> s
     """Run `python -m rasa ARGS` and return the finished process (output captured)."""
     return subprocess.run([sys.executable, "-m", "rasa", *args], cwd=cwd, env=quiet_env(), capture_output=True,
                           text=True, timeout=timeout)
+
+
+@asynccontextmanager
+async def serving(app: "Sanic") -> AsyncIterator[int]:
+    """Serve a Sanic app on a free 127.0.0.1 port for the length of the block; yields the port."""
+    from sanic import Sanic
+
+    Sanic.test_mode = True  # lets one process start several Sanic apps (Sanic patches its protocol class)
+    sock = free_socket()
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        await server.before_stop()
+        await server.close()
+        await server.after_stop()
 
 
 def free_socket() -> socket.socket:

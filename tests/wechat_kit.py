@@ -27,7 +27,7 @@ OPENID = "oResident-channel-0001"
 
 LONG_LINE = "请按以下步骤处理：先关闭进水阀门，再清理地面积水，注意防滑，远离插座。"
 
-from tests.helpers import free_socket
+from tests.helpers import serving
 
 
 def crypto() -> MessageCrypto:
@@ -161,24 +161,13 @@ class ServedChannel:
 @asynccontextmanager
 async def serve_blueprint(blueprint: Blueprint, url_prefix: str) -> AsyncIterator[str]:
     """Serve one channel blueprint under `url_prefix` (as Rasa mounts it) on a free port; yields the base URL."""
-    # Test mode lets one process start several Sanic apps (Sanic patches its protocol class at each start).
-    Sanic.test_mode = True
     app = Sanic(f"channel_test_{uuid.uuid4().hex[:12]}")
     app.config.ACCESS_LOG = False
     app.blueprint(blueprint, url_prefix=url_prefix)
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-    assert server is not None
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
     try:
-        yield f"http://127.0.0.1:{port}{url_prefix}"
+        async with serving(app) as port:
+            yield f"http://127.0.0.1:{port}{url_prefix}"
     finally:
-        await server.before_stop()
-        await server.close()
-        await server.after_stop()
         Sanic._app_registry.pop(app.name, None)
 
 
