@@ -168,7 +168,8 @@ def resident_returned(number: str) -> str:
 
 def resident_resolved(number: str, resolution: str) -> str:
     """The ticket was resolved; ask for a rating."""
-    return (f"您的工单 {number} 已办结：{resolution}\n满意吗？回复1-5分（5分最满意），也可以在分数后面写一句意见。"
+    ending = "" if resolution.endswith(("。", "！", "!", ".", "？", "?")) else "。"
+    return (f"您的工单 {number} 已办结：{resolution}{ending}\n满意吗？回复1-5分（5分最满意），也可以在分数后面写一句意见。"
             "如果问题还在，请回复“没修好”，我们会重新安排。")
 
 
