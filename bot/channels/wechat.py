@@ -31,7 +31,7 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Set, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -90,6 +90,7 @@ class WeChatInput(InputChannel):
         self._engine: Optional[Engine] = None
         self._sessions: Optional[sessionmaker] = None
         self._ctx: Optional[Context] = None  # deadlines and console links for ratings that reopen a ticket
+        self._background: Set["asyncio.Task[None]"] = set()  # arrival notes still being written
         self._opening = asyncio.Lock()
 
     @classmethod
@@ -183,7 +184,7 @@ class WeChatInput(InputChannel):
         if isinstance(route, inbound.ToAssistant):
             return await self._converse(route, openid, on_new_message)
         if not isinstance(route, inbound.Unsubscribed):
-            await self._note(residents.record_inbound, openid)  # opens the 48-hour customer-service window
+            self._note_inbound(openid)
         if isinstance(route, inbound.Reply):
             return route.text
         if isinstance(route, inbound.AttachImage):
@@ -210,15 +211,22 @@ class WeChatInput(InputChannel):
             chosen = choose(text, await resources.options.recall(openid))
             direct = None if chosen else await self._direct(openid, text)
             if direct:
-                await self._note(residents.record_inbound, openid)
+                self._note_inbound(openid)
                 return direct
             text = chosen or text
-        await self._note(residents.record_inbound, openid)
+        self._note_inbound(openid)
         collector = CollectingOutputChannel()
         await on_new_message(UserMessage(text, collector, openid, input_channel=self.name()))
         rendered = render_messages(collector.messages)
         await resources.options.remember(openid, rendered.options)
         return rendered.text
+
+    def _note_inbound(self, openid: str) -> None:
+        """Record the message's arrival (it opens the 48-hour customer-service window) beside the turn, not before it:
+        a database write must not eat into WeChat's 5 seconds."""
+        task = asyncio.get_running_loop().create_task(self._note(residents.record_inbound, openid))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _direct(self, openid: str, text: str) -> Optional[str]:
         """The reply to "退订提醒"/"恢复提醒" or to a rating of a resolved ticket, answered without the assistant.
@@ -288,6 +296,8 @@ class WeChatInput(InputChannel):
         """Finish (or cancel) pending replies, then close the HTTP session, Redis and the database engine."""
         if self._responder is not None:
             await self._responder.drain(DRAIN_SECONDS)
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=DRAIN_SECONDS)
         if self._resources is not None:
             await self._resources.close()
         if self._engine is not None:

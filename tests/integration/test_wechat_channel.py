@@ -492,3 +492,19 @@ async def test_a_rating_after_resolution_closes_the_ticket_and_a_later_bare_digi
     assert served.assistant.turns == []
     assert await served.reply_to(text_xml("5")) == "您说：5\n\n还有什么可以帮您？"
     assert served.assistant.turns == [(OPENID, "5")]
+
+
+async def test_every_message_opens_the_residents_48_hour_window_without_delaying_the_reply(
+        served: ServedChannel, sqlite_url: str) -> None:
+    from bot.store.db import unit_of_work
+    from bot.store.models import Resident
+
+    assert await served.reply_to(text_xml("楼道灯坏了")) == "您说：楼道灯坏了\n\n还有什么可以帮您？"
+    factory = make_session_factory(make_engine(sqlite_url))
+
+    def recorded() -> bool:
+        with unit_of_work(factory) as s:
+            row = s.query(Resident).filter_by(sender_id=OPENID).one_or_none()
+            return row is not None and row.last_inbound_at is not None
+
+    await eventually(recorded)
