@@ -1,4 +1,5 @@
-"""Who may see and do what in the console: one table over every role × ticket × ticket route, page and API.
+"""Who may see and do what in the console: one table over every role × ticket × ticket route, page and API, and
+one over every role × handoff and admin route.
 
 The expected answers come from the scope rules written out below in their own words (SCOPE, LEADS), not
 from bot/services/scope.py, so a change there that widens or narrows anyone's view makes this fail.
@@ -210,3 +211,66 @@ async def test_the_queue_and_the_api_list_exactly_the_tickets_in_scope_without_f
             assert f'href="tel:{case.phone}"' in detail.text
             api = await browser.get(f"/api/tickets/{number}", headers={"Authorization": f"Bearer {token}"})
             assert api.json()["contact_phone"] == case.phone
+
+
+# The routes that are not about one ticket: the handoff inbox (duty staff, the secretary, admins) and the admin
+# pages (the secretary and admins), pages and API alike. Ids that do not exist show that the role check comes
+# first: a role without access is told 403 and learns nothing about what exists.
+HANDOFF_DESK = {"duty", "secretary", "admin"}   # 值班、社区书记、管理员
+ADMIN_DESK = {"secretary", "admin"}              # 社区书记、管理员
+DESK_ROUTES: Tuple[Tuple[str, str, int], ...] = (
+    # (route, who may use it, the status they get)
+    ("GET /handoffs", "handoff", 200),
+    ("GET /handoffs/999999", "handoff", 404),
+    ("POST /handoffs/999999/release", "handoff", 404),
+    ("GET /api/handoffs", "handoff", 200),
+    ("GET /api/handoffs/999999", "handoff", 404),
+    ("POST /api/handoffs/999999/release", "handoff", 404),
+    ("GET /admin/stats", "admin", 200),
+    ("GET /admin/stats.csv", "admin", 200),
+    ("GET /admin/stats/weekly.svg", "admin", 200),
+    ("GET /admin/announcements", "admin", 200),
+    ("GET /admin/community", "admin", 200),
+    ("GET /admin/volunteers.csv", "admin", 200),
+    ("POST /admin/community/roster/999999/delete", "admin", 404),
+)
+
+
+def desk_expected(account: Optional[str], route: str, who: str, status: int) -> int:
+    """The status `account` should get for a desk route."""
+    if account is None:
+        return 401 if "/api/" in route else 302
+    desk = HANDOFF_DESK if who == "handoff" else ADMIN_DESK
+    return status if ROLE_OF[account] in desk else 403
+
+
+DESK_TABLE: List[Tuple[Optional[str], str, int]] = [
+    (account, route, desk_expected(account, route, who, status))
+    for account in SCOPE for route, who, status in DESK_ROUTES
+]
+
+
+def test_the_desk_table_covers_each_role_and_outcome() -> None:
+    assert {status for *_, status in DESK_TABLE} == {200, 302, 401, 403, 404}
+    for route, *_ in DESK_ROUTES:  # every route is open to someone and closed to someone
+        answers = {status for _, r, status in DESK_TABLE if r == route}
+        assert 403 in answers and answers - {302, 401, 403}, route
+
+
+@pytest.mark.parametrize("account", list(SCOPE), ids=lambda a: a or "signed_out")
+async def test_the_handoff_inbox_and_admin_pages_answer_each_role_as_the_desk_table_says(
+        console: ServedConsole, factory: sessionmaker, account: Optional[str]) -> None:
+    browser = console.browser()
+    token, csrf = None, ""
+    if account is not None:
+        assert (await browser.login(account)).status == 303
+        csrf = await browser.csrf()
+        token = accounts.issue_api_token(factory, account)
+    wrong = []
+    for who, route, status in DESK_TABLE:
+        if who != account:
+            continue
+        got, text = await _ask(browser, route, "", token, csrf)
+        if got != status:
+            wrong.append(f"{route}: expected {status}, got {got} {text[:200]}")
+    assert not wrong, "\n".join(wrong)
