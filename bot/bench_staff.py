@@ -7,20 +7,24 @@
 2. Console: `--staff` staff members signed in at once, each loading their queue and a ticket page in turn;
    p50/p95 of the page latency.
 
-Prints a JSON summary at the end. Runs the real stack (bot/devtools/stack.py) on free ports.
+Prints a JSON summary at the end. Runs the real stack (bot/devtools/stack.py) on free ports. `--profile console`
+(or `rasa`, `dispatcher`, `actions`) records that process with py-spy during the part that loads it (the console
+part for the console, the delivery part otherwise) and adds the hottest functions to the summary
+(bot/devtools/profiling.py; raw stacks under reports/profiles/).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import aiohttp
 
@@ -152,6 +156,19 @@ async def console(stack: "object", staff: int, rounds: int, password: str) -> Di
             "p50_ms": round(percentile(latencies, 50), 1), "p95_ms": round(percentile(latencies, 95), 1)}
 
 
+@contextlib.contextmanager
+def _profiled(stack: "object", process: Optional[str], part: str, summary: Dict[str, object]) -> Iterator[None]:
+    """Record `process` with py-spy while `part` runs, if that is the part that loads it."""
+    if process is None or (part == "console") != (process == "console"):
+        yield
+        return
+    from bot.devtools.profiling import Recording, summary as profile_summary
+
+    with Recording(stack.supervisor.procs[process].pid, f"bench-staff-{process}") as recording:
+        yield
+    summary["profile"] = {"process": process, "part": part, **profile_summary(recording.path)}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of `make bench-staff`."""
     from bot.devtools.stack import start_stack
@@ -163,14 +180,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--in-flight", type=int, default=5, help="residents talking at once")
     parser.add_argument("--staff", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--profile", choices=("console", "rasa", "dispatcher", "actions"),
+                        help="record this process with py-spy during its part of the run")
     args = parser.parse_args(argv)
     model = ensure_model(quiet=True)
     with tempfile.TemporaryDirectory(prefix="hg-bench-staff-") as scratch:
         stack = start_stack(model, Path(scratch))
         try:
-            summary: Dict[str, object] = {"delivery": asyncio.run(delivery(stack, args.tickets, args.every,
-                                                                          args.in_flight))}
-            summary["console"] = asyncio.run(console(stack, args.staff, args.rounds, "hongxing-demo"))
+            summary: Dict[str, object] = {}
+            with _profiled(stack, args.profile, "delivery", summary):
+                summary["delivery"] = asyncio.run(delivery(stack, args.tickets, args.every, args.in_flight))
+            with _profiled(stack, args.profile, "console", summary):
+                summary["console"] = asyncio.run(console(stack, args.staff, args.rounds, "hongxing-demo"))
         finally:
             stack.stop()
     print(json.dumps(summary, ensure_ascii=False, indent=2))
