@@ -1,19 +1,25 @@
-"""Our corrections of Rasa (bot/rasa_boot.py): a turn's cost in schema checks, Rasa's errors kept, the entry point."""
+"""Our corrections of Rasa (bot/rasa_boot.py): a turn's cost in schema checks and connections, Rasa's errors kept,
+the entry point."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
-from typing import Any, Dict, Iterator, List
+from types import SimpleNamespace
+from typing import Any, AsyncIterator, Dict, List, Tuple
 
 import jsonschema
 import pytest
+import rasa.core.run
 from rasa.core.actions.action import RemoteAction
 from rasa.core.channels.channel import CollectingOutputChannel
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 from sanic import Sanic
 from sanic.request import Request
@@ -40,13 +46,17 @@ DRAFTS = [jsonschema.Draft3Validator, jsonschema.Draft4Validator, jsonschema.Dra
 
 
 @pytest.fixture
-def corrections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The corrections installed as our Rasa process installs them; Rasa's own method is back afterwards."""
+async def corrections(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """The corrections installed as our Rasa process installs them; Rasa as shipped is back afterwards."""
     monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction._validate_action_result)
-    monkeypatch.setattr(rasa_boot, "_rasa_validate_action_result", None)
+    monkeypatch.setattr(RemoteAction, "__init__", RemoteAction.__init__)
+    monkeypatch.setattr(rasa.core.run, "close_resources", rasa.core.run.close_resources)
+    for name in ("_rasa_validate_action_result", "_rasa_remote_action_init", "_rasa_close_resources"):
+        monkeypatch.setattr(rasa_boot, name, None)
     rasa_boot.response_validator.cache_clear()
     rasa_boot.install()
     yield
+    await rasa_boot.close_sessions()
     rasa_boot.response_validator.cache_clear()
 
 
@@ -64,20 +74,27 @@ def schema_checks(monkeypatch: pytest.MonkeyPatch) -> List[Dict[str, Any]]:
     return checked
 
 
-def fake_action_server(calls: List[str]) -> Sanic:
-    """An action server speaking the real wire format: a broken reply for `action_broken`, else a form turn."""
+def fake_action_server(calls: List[Tuple[str, int]]) -> Sanic:
+    """An action server speaking the real wire format: a broken reply for `action_broken`, else a form turn.
+
+    `calls` collects each call's action and the client's port (one port per connection).
+    """
     app = Sanic(f"fake_actions_{len(Sanic._app_registry)}")
 
     @app.post("/webhook")
     async def webhook(request: Request) -> HTTPResponse:
-        calls.append(request.json["next_action"])
+        calls.append((request.json["next_action"], request.conn_info.client_port))
         return json_response(BROKEN_REPLY if request.json["next_action"] == "action_broken" else FORM_TURN_REPLY)
 
     return app
 
 
-async def _run(action_name: str, port: int, domain: Domain) -> List[Any]:
-    action = RemoteAction(action_name, EndpointConfig(url=f"http://127.0.0.1:{port}/webhook"))
+def _endpoint(port: int) -> EndpointConfig:
+    return EndpointConfig(url=f"http://127.0.0.1:{port}/webhook")
+
+
+async def _run(action_name: str, endpoint: EndpointConfig, domain: Domain) -> List[Any]:
+    action = RemoteAction(action_name, endpoint)
     tracker = DialogueStateTracker("resident-1", domain.slots)
     return await action.run(CollectingOutputChannel(), TemplatedNaturalLanguageGenerator(domain.responses), tracker,
                             domain)
@@ -90,10 +107,10 @@ def domain() -> Domain:
 
 async def test_many_action_calls_check_the_response_schema_against_its_meta_schema_at_most_once(
         corrections: None, schema_checks: List[Dict[str, Any]], domain: Domain) -> None:
-    calls: List[str] = []
+    calls: List[Tuple[str, int]] = []
     async with serving(fake_action_server(calls)) as port:
         for _ in range(12):
-            events = await _run("validate_leak_form", port, domain)
+            events = await _run("validate_leak_form", _endpoint(port), domain)
             assert SlotSet("phone", "13812345678") in events
             assert [e.text for e in events if getattr(e, "text", None)] == ["请问怎么称呼您？"]
     assert len(calls) == 12
@@ -104,10 +121,10 @@ async def test_many_action_calls_check_the_response_schema_against_its_meta_sche
 
 
 async def test_a_broken_action_reply_raises_what_rasa_raises(corrections: None, domain: Domain) -> None:
-    calls: List[str] = []
+    calls: List[Tuple[str, int]] = []
     async with serving(fake_action_server(calls)) as port:
         with pytest.raises(jsonschema.ValidationError) as raised:
-            await _run("action_broken", port, domain)
+            await _run("action_broken", _endpoint(port), domain)
     assert rasa_boot._rasa_validate_action_result is not None
     with pytest.raises(jsonschema.ValidationError) as by_rasa:
         rasa_boot._rasa_validate_action_result(RemoteAction("action_broken", None), BROKEN_REPLY)
@@ -117,18 +134,56 @@ async def test_a_broken_action_reply_raises_what_rasa_raises(corrections: None, 
     assert list(raised.value.absolute_path) == list(by_rasa.value.absolute_path)
 
 
-def test_installing_twice_keeps_rasas_own_method_for_the_error_path(corrections: None) -> None:
+async def test_action_calls_share_one_connection_until_the_server_stops(corrections: None, domain: Domain) -> None:
+    calls: List[Tuple[str, int]] = []
+    endpoint = _endpoint(0)
+    async with serving(fake_action_server(calls)) as port:
+        endpoint.url = f"http://127.0.0.1:{port}/webhook"
+        for name in ["validate_leak_form", "action_ask_phone", "validate_leak_form"] * 4:
+            await _run(name, endpoint, domain)
+        session = rasa_boot.action_session(endpoint)
+        await rasa.core.run.close_resources(SimpleNamespace(ctx=SimpleNamespace()), None)
+    assert len(calls) == 12
+    assert len({client_port for _, client_port in calls}) == 1
+    assert session.closed
+
+
+async def test_a_connection_the_action_server_closed_is_not_used_again(corrections: None, domain: Domain) -> None:
+    calls: List[Tuple[str, int]] = []
+    app = fake_action_server(calls)
+    app.config.KEEP_ALIVE_TIMEOUT = 0.5  # the action server drops idle connections (Sanic's default is 5 s)
+    async with serving(app) as port:
+        endpoint = _endpoint(port)
+        await _run("validate_leak_form", endpoint, domain)
+        await asyncio.sleep(1.0)
+        await _run("validate_leak_form", endpoint, domain)
+    assert len({client_port for _, client_port in calls}) == 2
+
+
+async def test_an_action_server_that_does_not_answer_fails_the_call_as_rasa_does(corrections: None,
+                                                                                  domain: Domain) -> None:
+    with socket.socket() as unused:  # bound, not listening: connections to it are refused
+        unused.bind(("127.0.0.1", 0))
+        with pytest.raises(RasaException, match="Couldn't connect to the server"):
+            await _run("validate_leak_form", _endpoint(unused.getsockname()[1]), domain)
+
+
+async def test_installing_twice_keeps_rasas_own_code_to_hand_over_to(corrections: None) -> None:
     rasa_boot.install()
     assert rasa_boot.installed()
     assert rasa_boot._rasa_validate_action_result is not rasa_boot.validate_action_result
+    assert rasa_boot._rasa_remote_action_init is not rasa_boot._remote_action_init
+    assert rasa_boot._rasa_close_resources is not rasa_boot._close_resources
 
 
-def test_the_entry_point_installs_the_corrections_before_handing_the_command_line_to_rasa(
+async def test_the_entry_point_installs_the_corrections_before_handing_the_command_line_to_rasa(
         corrections: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import rasa.__main__
 
     seen: List[Any] = []
     monkeypatch.setattr(RemoteAction, "_validate_action_result", rasa_boot._rasa_validate_action_result)
+    monkeypatch.setattr(RemoteAction, "__init__", rasa_boot._rasa_remote_action_init)
+    monkeypatch.setattr(rasa.core.run, "close_resources", rasa_boot._rasa_close_resources)
     monkeypatch.setattr(sys, "argv", ["bot/rasa_boot.py", "run", "--enable-api", "--port", "5005"])
     monkeypatch.setattr(rasa.__main__, "main", lambda: seen.append((rasa_boot.installed(), list(sys.argv))))
     rasa_boot.main()
