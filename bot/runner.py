@@ -66,6 +66,11 @@ def console_banner(settings: Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rasa_command(*args: str) -> List[str]:
+    """The command that runs Rasa's CLI with `args`, our corrections of Rasa installed first (bot/rasa_boot.py)."""
+    return [sys.executable, "-m", "bot.rasa_boot", *args]
+
+
 def webchat_url(settings: Settings) -> str:
     """Where the web chat page is served."""
     return f"{settings.rasa_url}/webhooks/wechat/chat"
@@ -183,10 +188,9 @@ def run(settings: Settings, model: Path) -> int:
         sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
                   env, logs / "actions.log")
         sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-        sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints",
-                           str(endpoints_file(settings)), "--credentials", "credentials.yml", "--port",
-                           str(settings.rasa_port), "--enable-api", f"--auth-token={token}"], env,
-                  logs / "rasa.log")
+        sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
+                                       "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
+                                       "--enable-api", f"--auth-token={token}"), env, logs / "rasa.log")
         sup.start("console", console_command(settings.console_port), env, logs / "console.log")
         print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher, "
               f"console :{settings.console_port}"

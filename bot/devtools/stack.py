@@ -23,6 +23,7 @@ from bot.runner import (
     console_command,
     endpoints_file,
     fake_wechat_command,
+    rasa_command,
     tracker_env,
     webchat_url,
 )
@@ -141,9 +142,10 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)], env,
               logs / "actions.log")
     sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-    sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
-                       "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port", str(settings.rasa_port), "--enable-api",
-                       f"--auth-token={token}"], env, logs / "rasa.log")
+    sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
+                                   "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port",
+                                   str(settings.rasa_port), "--enable-api", f"--auth-token={token}"),
+              env, logs / "rasa.log")
     sup.start("console", console_command(settings.console_port), env, logs / "console.log")
     procs = list(sup.procs.values())
     ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)

@@ -1,0 +1,160 @@
+"""Our corrections of Rasa 3.6's behaviour, installed when our Rasa server starts.
+
+`make run` and the test/bench stack start Rasa as `python -m bot.rasa_boot run ...`: this module installs
+the corrections below, then hands the unchanged command line to Rasa's own CLI (`rasa.__main__.main`),
+so arguments, output and exit code are Rasa's.
+
+Corrections (each names the Rasa code it replaces; review them when Rasa is upgraded, `install` refuses
+a Rasa outside the series they were written for):
+
+1. `RemoteAction._validate_action_result` (rasa/core/actions/action.py) calls `jsonschema.validate` on
+   every action-server response, and `jsonschema.validate` checks the schema itself against its
+   meta-schema each time before checking the response: about 17 ms of CPU a call on an idle machine,
+   several times that under load, two or three calls a form turn. Here the validator is built (and the
+   schema checked) once per response schema; a valid response costs only the response check. An invalid
+   response is handed to Rasa's own method, which raises exactly what Rasa raises.
+2. `EndpointConfig.request` (rasa/utils/endpoints.py) opens a new aiohttp session, and with it a new
+   connection, for every action-server call. The action endpoint's `session()` now lends one session per
+   event loop (Rasa's own `request` still does the call and its error handling), kept until the server
+   stops (`rasa.core.run.close_resources`). Idle connections are dropped after 2 s, before the action
+   server's Sanic drops them at 5 s, so a call does not go out on a connection the server is closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Text, Tuple
+
+if TYPE_CHECKING:
+    import aiohttp
+    from jsonschema.protocols import Validator
+    from rasa.core.actions.action import RemoteAction
+    from rasa.utils.endpoints import EndpointConfig
+
+RASA_SERIES = "3.6."  # the Rasa releases these corrections were written against
+IDLE_CONNECTION_S = 2.0  # below Sanic's KEEP_ALIVE_TIMEOUT (5 s) on the action server
+
+_rasa_validate_action_result: Optional[Callable[["RemoteAction", Dict[Text, Any]], bool]] = None
+_rasa_remote_action_init: Optional[Callable[..., None]] = None
+_rasa_close_resources: Optional[Callable[..., Any]] = None
+# (endpoint id, loop id) -> the endpoint and loop themselves (so neither id is reused) and their session
+_sessions: Dict[Tuple[int, int], Tuple["EndpointConfig", asyncio.AbstractEventLoop, "aiohttp.ClientSession"]] = {}
+
+
+@functools.lru_cache(maxsize=None)
+def response_validator(action_class: type) -> "Validator":
+    """The validator for `action_class`'s response schema; the schema is checked against its meta-schema once."""
+    from jsonschema.validators import validator_for
+
+    schema = action_class.action_response_format_spec()
+    cls = validator_for(schema)  # as jsonschema.validate picks it: by `$schema`, else the newest draft
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate_action_result(self: "RemoteAction", result: Dict[Text, Any]) -> bool:
+    """`RemoteAction._validate_action_result` without re-checking the schema on every call."""
+    from jsonschema.exceptions import best_match
+
+    if best_match(response_validator(type(self)).iter_errors(result)) is None:
+        return True
+    assert _rasa_validate_action_result is not None  # installed together with this function
+    return _rasa_validate_action_result(self, result)  # raises Rasa's ValidationError with Rasa's message
+
+
+def action_session(endpoint: "EndpointConfig") -> "aiohttp.ClientSession":
+    """The one session for calls to `endpoint` on the running event loop, configured as Rasa configures its own."""
+    import aiohttp
+    from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
+
+    loop = asyncio.get_running_loop()
+    key = (id(endpoint), id(loop))
+    held = _sessions.get(key)
+    if held is None or held[2].closed:
+        auth = (aiohttp.BasicAuth(endpoint.basic_auth["username"], endpoint.basic_auth["password"])
+                if endpoint.basic_auth else None)
+        session = aiohttp.ClientSession(
+            headers=endpoint.headers, auth=auth, timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=IDLE_CONNECTION_S))
+        held = _sessions[key] = (endpoint, loop, session)
+    return held[2]
+
+
+class _LentSession:
+    """What the action endpoint's `session()` returns: `async with` yields the shared session and leaves it open."""
+
+    def __init__(self, endpoint: "EndpointConfig") -> None:
+        self.endpoint = endpoint
+
+    async def __aenter__(self) -> "aiohttp.ClientSession":
+        return action_session(self.endpoint)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+def lend_sessions(endpoint: Optional["EndpointConfig"]) -> None:
+    """Make `endpoint.request` use the shared session (once per endpoint object)."""
+    if endpoint is not None and "session" not in vars(endpoint):
+        endpoint.session = functools.partial(_LentSession, endpoint)  # type: ignore[method-assign]
+
+
+def _remote_action_init(self: "RemoteAction", name: Text, action_endpoint: Optional["EndpointConfig"]) -> None:
+    assert _rasa_remote_action_init is not None
+    _rasa_remote_action_init(self, name, action_endpoint)
+    lend_sessions(action_endpoint)
+
+
+async def close_sessions() -> None:
+    """Close the shared sessions opened on the running event loop."""
+    loop_id = id(asyncio.get_running_loop())
+    for key in [k for k in _sessions if k[1] == loop_id]:
+        await _sessions.pop(key)[2].close()
+
+
+async def _close_resources(app: Any, loop: Any) -> None:
+    await close_sessions()
+    assert _rasa_close_resources is not None
+    await _rasa_close_resources(app, loop)
+
+
+def installed() -> bool:
+    """True once `install` has put the corrections in place in this process."""
+    from rasa.core.actions.action import RemoteAction
+
+    return RemoteAction._validate_action_result is validate_action_result and \
+        RemoteAction.__init__ is _remote_action_init
+
+
+def install() -> None:
+    """Put every correction in place (idempotent); refuses a Rasa release it was not written for."""
+    global _rasa_validate_action_result, _rasa_remote_action_init, _rasa_close_resources
+    import rasa
+    import rasa.core.run
+    from rasa.core.actions.action import RemoteAction
+
+    if not rasa.__version__.startswith(RASA_SERIES):
+        raise RuntimeError(f"bot/rasa_boot.py corrects Rasa {RASA_SERIES}x, this is Rasa {rasa.__version__}: "
+                           "check each correction against the new release, then update RASA_SERIES")
+    if installed():
+        return
+    _rasa_validate_action_result = RemoteAction._validate_action_result
+    RemoteAction._validate_action_result = validate_action_result  # type: ignore[method-assign]
+    _rasa_remote_action_init = RemoteAction.__init__
+    RemoteAction.__init__ = _remote_action_init  # type: ignore[method-assign]
+    # serve_application registers `close_resources` by its module-level name when the server starts.
+    _rasa_close_resources = rasa.core.run.close_resources
+    rasa.core.run.close_resources = _close_resources
+
+
+def main() -> None:
+    """Install the corrections, then run Rasa's CLI on this process's command line."""
+    install()
+    from rasa.__main__ import main as rasa_main
+
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
