@@ -9,18 +9,25 @@ from typing import Iterator
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from bot.config import PROJECT_ROOT
 
 
 def make_engine(database_url: str) -> Engine:
-    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
+    """Create an engine; SQLite gets foreign keys, WAL and a busy timeout.
+
+    A file database keeps a pool of connections (SQLAlchemy 1.4 would open, set up and close one per session
+    with SQLite: under 20 staff at once that was about 15 % of the console's CPU, bench-staff --profile console).
+    """
     if database_url.startswith("sqlite:///"):
         path = Path(database_url[len("sqlite:///"):])
+        pooled = {}
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
+            pooled = {"poolclass": QueuePool, "pool_size": 5, "max_overflow": 10}
         engine = create_engine(
-            database_url, future=True, connect_args={"check_same_thread": False, "timeout": 30}
+            database_url, future=True, connect_args={"check_same_thread": False, "timeout": 30}, **pooled
         )
 
         @event.listens_for(engine, "connect")
