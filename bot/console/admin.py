@@ -218,8 +218,7 @@ async def layout_page(request: Request) -> HTTPResponse:
     """GET /admin/community/layout: estates (aliases, layout, buildings) and grids (name, leader, members)."""
     console = console_of(request)
     model = await console.run(_layout, console.factory)
-    changes = [c for c in await console.run(community_edits.history, console.factory, 100)
-               if c.entity in ("estate", "building", "grid")][:30]
+    changes = await console.run(community_edits.history, console.factory, 30, ("estate", "building", "grid"))
     return render(request, "admin_layout.html", model=model, changes=changes, done=request.args.get("done"))
 
 

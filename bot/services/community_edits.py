@@ -171,10 +171,13 @@ def remove_shift(factory: sessionmaker, actor_key: str, shift_id: int, now: Opti
         session.delete(shift)
 
 
-def history(factory: sessionmaker, limit: int = 100) -> List[AuditEntry]:
-    """The newest audit entries."""
+def history(factory: sessionmaker, limit: int = 100, entities: Optional[Sequence[str]] = None) -> List[AuditEntry]:
+    """The newest audit entries (only of `entities` when given)."""
     with unit_of_work(factory) as session:
-        return session.query(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).all()
+        query = session.query(AuditEntry)
+        if entities is not None:
+            query = query.filter(AuditEntry.entity.in_(list(entities)))
+        return query.order_by(AuditEntry.id.desc()).limit(limit).all()
 
 
 def _bounded(name: str, value: Any) -> int:
