@@ -1,4 +1,4 @@
-"""The console's admin pages: statistics (table, chart, CSV), announcements to residents, volunteer export.
+"""The console's admin pages: statistics, announcements, the community model, clinic events, volunteer teams.
 
 Only the roles in `scope.ADMIN_ROLES` see them; the pages call the same services as the CLI would.
 """
@@ -19,17 +19,25 @@ from bot.console.context import console_of
 from bot.console.views import render
 from bot.errors import InvalidInput
 from bot import lifecycle as lc
-from bot.services import announcements, community_edits, stats, volunteers
-from bot.services.scope import ADMIN_ROLES
+from bot.services import announcements, clinic_edits, community_edits, stats, volunteers
+from bot.services.clinics import STATUS_LABELS
+from bot.services.scope import ADMIN_ROLES, FULL_PHONE_ROLES
 from bot.store.db import unit_of_work
-from bot.store.models import ChatGroup, DutyShift, Estate, Staff
+from bot.store.models import ChatGroup, DutyShift, Estate, Grid, Staff
 
 DEFAULT_WEEKS = 8
 
 
-def _period(request: Request) -> Dict[str, Any]:
+def local_today(request: Request) -> dt.date:
+    """Today in the community's time zone, by the console's clock."""
     console = console_of(request)
-    today = console.now().replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(console.settings.timezone)).date()
+    return console.now().replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(console.settings.timezone)).date()
+
+
+def stats_period(request: Request) -> Dict[str, Any]:
+    """The statistics period of a request's query (since, until, by), as the page and the API read it."""
+    console = console_of(request)
+    today = local_today(request)
     try:
         until = dt.date.fromisoformat(request.args.get("until") or today.isoformat())
         since = dt.date.fromisoformat(request.args.get("since")
@@ -41,13 +49,13 @@ def _period(request: Request) -> Dict[str, Any]:
 
 
 async def _rows(request: Request) -> List[stats.StatRow]:
-    return await console_of(request).run(stats.ticket_stats, console_of(request).factory, **_period(request))
+    return await console_of(request).run(stats.ticket_stats, console_of(request).factory, **stats_period(request))
 
 
 @require_role(*ADMIN_ROLES)
 async def stats_page(request: Request) -> HTTPResponse:
     """GET /admin/stats: the table for a period, grouped by estate or grid, with the weekly chart."""
-    period = _period(request)
+    period = stats_period(request)
     rows = await _rows(request)
     query = request.query_string
     return render(request, "admin_stats.html", rows=rows, period=period, query=query,
@@ -191,6 +199,127 @@ async def shift_remove(request: Request, shift_id: int) -> HTTPResponse:
     return response.redirect("/admin/community?done=roster", status=303)
 
 
+def _layout(factory: Any) -> Dict[str, Any]:
+    with unit_of_work(factory) as session:
+        return {
+            "estates": [{"name": e.name, "aliases": list(e.aliases or []), "units": e.units, "floors": e.floors,
+                         "rooms_per_floor": e.rooms_per_floor,
+                         "buildings": [{"number": b.number, "grid": b.grid.key if b.grid else ""} for b in e.buildings]}
+                        for e in session.query(Estate).order_by(Estate.id)],
+            "grids": [{"key": g.key, "name": g.name, "leader": g.leader.key if g.leader else "",
+                       "members": list(g.member_keys or [])} for g in session.query(Grid).order_by(Grid.id)],
+            "staff": [{"key": s.key, "name": s.name} for s in session.query(Staff).filter(Staff.active.is_(True))
+                      .order_by(Staff.id)],
+        }
+
+
+@require_role(*ADMIN_ROLES)
+async def layout_page(request: Request) -> HTTPResponse:
+    """GET /admin/community/layout: estates (aliases, layout, buildings) and grids (name, leader, members)."""
+    console = console_of(request)
+    model = await console.run(_layout, console.factory)
+    changes = await console.run(community_edits.history, console.factory, 30, ("estate", "building", "grid"))
+    return render(request, "admin_layout.html", model=model, changes=changes, done=request.args.get("done"))
+
+
+@require_role(*ADMIN_ROLES)
+async def estate_save(request: Request) -> HTTPResponse:
+    """POST /admin/community/estates: save an estate's aliases and layout (form field `estate` names it)."""
+    console = console_of(request)
+    form = request.form
+    await console.run(community_edits.update_estate, console.factory, current_staff(request).key,
+                      form.get("estate") or "", now=console.now(), aliases=form.get("aliases") or "",
+                      units=form.get("units"), floors=form.get("floors"), rooms_per_floor=form.get("rooms_per_floor"))
+    return response.redirect("/admin/community/layout?done=estate", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def building_add(request: Request) -> HTTPResponse:
+    """POST /admin/community/buildings: add a building number to an estate (optionally in a grid)."""
+    console = console_of(request)
+    form = request.form
+    await console.run(community_edits.add_building, console.factory, current_staff(request).key,
+                      form.get("estate") or "", form.get("number"), form.get("grid") or None, now=console.now())
+    return response.redirect("/admin/community/layout?done=building", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def building_move(request: Request) -> HTTPResponse:
+    """POST /admin/community/buildings/move: put a building into another grid."""
+    console = console_of(request)
+    form = request.form
+    await console.run(community_edits.move_building, console.factory, current_staff(request).key,
+                      form.get("estate") or "", form.get("number"), form.get("grid") or "", now=console.now())
+    return response.redirect("/admin/community/layout?done=building", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def grid_save(request: Request, key: str) -> HTTPResponse:
+    """POST /admin/community/grids/<key>: save a grid's name, leader and members."""
+    console = console_of(request)
+    form = request.form
+    await console.run(community_edits.update_grid, console.factory, current_staff(request).key, key,
+                      now=console.now(), name=form.get("name") or "", leader=form.get("leader") or "",
+                      members=form.getlist("members") or [])
+    return response.redirect("/admin/community/layout?done=grid", status=303)
+
+
+def _clinic_form(form: Any) -> Dict[str, Any]:
+    return {name: form.get(name) or "" for name in clinic_edits.FIELDS}
+
+
+@require_role(*ADMIN_ROLES)
+async def clinics_page(request: Request) -> HTTPResponse:
+    """GET /admin/clinics: upcoming and recent clinic events, each editable, and the form for a new one."""
+    console = console_of(request)
+    items = await console.run(clinic_edits.listing, console.factory, local_today(request))
+    return render(request, "admin_clinics.html", items=items, today=local_today(request).isoformat(),
+                  statuses=STATUS_LABELS, done=request.args.get("done"))
+
+
+@require_role(*ADMIN_ROLES)
+async def clinic_add(request: Request) -> HTTPResponse:
+    """POST /admin/clinics: add a clinic event."""
+    console = console_of(request)
+    await console.run(clinic_edits.create, console.factory, current_staff(request).key, _clinic_form(request.form),
+                      console.now())
+    return response.redirect("/admin/clinics?done=added", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def clinic_save(request: Request, clinic_id: int) -> HTTPResponse:
+    """POST /admin/clinics/<id>: save a clinic event's details."""
+    console = console_of(request)
+    await console.run(clinic_edits.update, console.factory, current_staff(request).key, clinic_id,
+                      _clinic_form(request.form), console.now())
+    return response.redirect("/admin/clinics?done=saved", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def clinic_cancel(request: Request, clinic_id: int) -> HTTPResponse:
+    """POST /admin/clinics/<id>/cancel: cancel a clinic event (residents are no longer offered it)."""
+    console = console_of(request)
+    await console.run(clinic_edits.cancel, console.factory, current_staff(request).key, clinic_id, console.now())
+    return response.redirect("/admin/clinics?done=cancelled", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def clinic_delete(request: Request, clinic_id: int) -> HTTPResponse:
+    """POST /admin/clinics/<id>/delete: delete a clinic event."""
+    console = console_of(request)
+    await console.run(clinic_edits.delete, console.factory, current_staff(request).key, clinic_id, console.now())
+    return response.redirect("/admin/clinics?done=deleted", status=303)
+
+
+@require_role(*ADMIN_ROLES)
+async def volunteers_page(request: Request) -> HTTPResponse:
+    """GET /admin/volunteers: each team with its lead, group and sign-ups (phones as the CSV export shows them)."""
+    console = console_of(request)
+    role = current_staff(request).role
+    teams = await console.run(volunteers.roster, console.factory, role)
+    return render(request, "admin_volunteers.html", teams=teams, full_phones=role in FULL_PHONE_ROLES)
+
+
 def register_admin(app: Sanic) -> None:
     """Add the admin pages to the console app."""
     app.add_route(stats_page, "/admin/stats", methods=["GET"], name="admin_stats")
@@ -205,3 +334,14 @@ def register_admin(app: Sanic) -> None:
     app.add_route(shift_add, "/admin/community/roster", methods=["POST"], name="admin_shift_add")
     app.add_route(shift_remove, "/admin/community/roster/<shift_id:int>/delete", methods=["POST"],
                   name="admin_shift_remove")
+    app.add_route(layout_page, "/admin/community/layout", methods=["GET"], name="admin_layout")
+    app.add_route(estate_save, "/admin/community/estates", methods=["POST"], name="admin_estate_save")
+    app.add_route(building_add, "/admin/community/buildings", methods=["POST"], name="admin_building_add")
+    app.add_route(building_move, "/admin/community/buildings/move", methods=["POST"], name="admin_building_move")
+    app.add_route(grid_save, "/admin/community/grids/<key>", methods=["POST"], name="admin_grid_save")
+    app.add_route(clinics_page, "/admin/clinics", methods=["GET"], name="admin_clinics")
+    app.add_route(clinic_add, "/admin/clinics", methods=["POST"], name="admin_clinic_add")
+    app.add_route(clinic_save, "/admin/clinics/<clinic_id:int>", methods=["POST"], name="admin_clinic_save")
+    app.add_route(clinic_cancel, "/admin/clinics/<clinic_id:int>/cancel", methods=["POST"], name="admin_clinic_cancel")
+    app.add_route(clinic_delete, "/admin/clinics/<clinic_id:int>/delete", methods=["POST"], name="admin_clinic_delete")
+    app.add_route(volunteers_page, "/admin/volunteers", methods=["GET"], name="admin_volunteers")

@@ -4,7 +4,7 @@ Each route is declared once in ROUTES, as an ApiRoute: method, path (OpenAPI sty
 parameters), summary, handler, parameters, request and response schemas. `register` adds them to the app
 and `openapi` builds the OpenAPI 3.0 document served at /api/openapi.json from the same table.
 
-A handler takes an ApiCall (the staff member the bearer token names, typed parameters, the validated JSON
+A route with `roles` answers 403 to staff of other roles before its handler runs. A handler takes an ApiCall (the staff member the bearer token names, typed parameters, the validated JSON
 body, the console's dependencies) and returns what the response schema describes. A plain function runs in
 a thread (so it may use the database directly); an `async def` runs on the event loop. Errors from
 bot/errors.py become 400/403/404/409 JSON in bot/console/failures.py. Adding a route:
@@ -24,7 +24,7 @@ import inspect
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -35,7 +35,7 @@ from bot.console import texts
 from bot.console.auth import public
 from bot.console.context import Console, console_of
 from bot.console.views import json_answer
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, NotAllowed
 from bot.services import lifecycle, queue
 from bot.services.accounts import StaffIdentity
 
@@ -102,6 +102,7 @@ class ApiRoute:
     status: int = 200
     errors: Tuple[int, ...] = ()  # error statuses beyond 401 that the route can answer (400, 403, 404, 409)
     public: bool = False  # no bearer token needed
+    roles: Optional[FrozenSet[str]] = None  # only staff with one of these roles (scope.py's sets); others get 403
     description: str = ""
     tag: str = "console"
 
@@ -275,6 +276,9 @@ def openapi(routes: List[ApiRoute], server_url: str) -> Dict[str, Any]:
             operation["requestBody"] = {"required": True,
                                         "content": {"application/json": {"schema": dict(route.request)}}}
         statuses = set(route.errors) | ({400} if route.request is not None or route.parameters else set())
+        if route.roles is not None:
+            statuses.add(403)
+            operation["x-roles"] = sorted(route.roles)
         if route.public:
             operation["security"] = []
         else:
@@ -393,6 +397,8 @@ def sanic_path(route: ApiRoute) -> str:
 
 def _endpoint(route: ApiRoute) -> Callable[..., Any]:
     async def endpoint(request: Request, **path_args: Any) -> HTTPResponse:
+        if route.roles is not None and (request.ctx.staff is None or request.ctx.staff.role not in route.roles):
+            raise NotAllowed("role not allowed", allowed=sorted(route.roles))
         params: Dict[str, Any] = {}
         for param in route.parameters:
             if param.location == "path":
@@ -539,4 +545,92 @@ ROUTES.extend([
                  "closed_now": {"type": "boolean", "description": "false：之前已交还（本次只重发接管通知）"},
                  "resumed": {"type": "boolean", "description": "助手是否已接管；false 时可重试"},
                  "resume_error": {"type": "string", "nullable": True}}}),
+])
+
+
+# ---- the admin side (bot/console/admin.py has the pages) ---------------------------------------------------
+
+from dataclasses import asdict  # noqa: E402
+
+from bot.console.admin import local_today, stats_period  # noqa: E402
+from bot.services import clinic_edits, community_edits, stats  # noqa: E402
+from bot.services.scope import ADMIN_ROLES  # noqa: E402
+
+
+def admin_stats(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/admin/stats: the rows of /admin/stats for the same query (since, until, by)."""
+    period = stats_period(call.request)
+    rows = stats.ticket_stats(call.factory, **period)
+    return {"since": period["since"].isoformat(), "until": period["until"].isoformat(), "by": period["by"],
+            "rows": [asdict(r) for r in rows]}
+
+
+def admin_clinics(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/admin/clinics: the clinic events of /admin/clinics (recent and upcoming, cancelled included)."""
+    return {"clinics": clinic_edits.listing(call.factory, local_today(call.request))}
+
+
+def admin_clinic_create(call: ApiCall) -> Dict[str, Any]:
+    """POST /api/admin/clinics: add a clinic event (the same checks as the page)."""
+    return clinic_edits.create(call.factory, _staff_key(call), call.body, call.now())
+
+
+def admin_audit(call: ApiCall) -> Dict[str, Any]:
+    """GET /api/admin/audit: the newest entries of the audit log, newest first."""
+    entries = community_edits.history(call.factory, call.params.get("limit", 50))
+    return {"entries": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "entity": e.entity,
+                         "entity_key": e.entity_key, "action": e.action, "before": e.before, "after": e.after}
+                        for e in entries]}
+
+
+_DATE = {"type": "string", "format": "date"}
+_CLOCK = {"type": "string", "pattern": "^\\d{1,2}:\\d{2}$", "example": "09:00"}
+SCHEMAS.update({
+    "StatRow": {"type": "object", "properties": {
+        "group": {"type": "string", "description": "小区或网格"}, "kind": {"type": "string"},
+        "week": {"type": "string", "example": "2026-W48"}, "tickets": {"type": "integer"},
+        "accepted": {"type": "integer"}, "median_accept_minutes": {"type": "number", "nullable": True},
+        "p90_accept_minutes": {"type": "number", "nullable": True}, "resolved": {"type": "integer"},
+        "median_resolve_hours": {"type": "number", "nullable": True},
+        "p90_resolve_hours": {"type": "number", "nullable": True}, "escalations": {"type": "integer"},
+        "rated": {"type": "integer"}, "mean_rating": {"type": "number", "nullable": True}}},
+    "ClinicInput": {"type": "object", "required": list(clinic_edits.REQUIRED), "additionalProperties": False,
+                    "properties": {
+                        "title": {"type": "string", "maxLength": 128}, "date": _DATE, "start": _CLOCK, "end": _CLOCK,
+                        "place": {"type": "string", "maxLength": 128},
+                        "specialties": {"type": "array", "items": {"type": "string", "maxLength": 16},
+                                        "maxItems": clinic_edits.MAX_SPECIALTIES},
+                        "services": {"type": "string", "maxLength": 500},
+                        "bring": {"type": "string", "maxLength": 500}, "organizer": _TEXT_OR_NULL}},
+    "Clinic": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "title": {"type": "string"}, "date": _DATE, "start": {"type": "string"},
+        "end": {"type": "string"}, "place": {"type": "string"},
+        "specialties": {"type": "array", "items": {"type": "string"}}, "services": {"type": "string"},
+        "bring": {"type": "string"}, "organizer": _TEXT_OR_NULL,
+        "status": {"type": "string", "enum": ["scheduled", "cancelled"]},
+        "origin": {"type": "string", "enum": ["file", "console"], "description": "来自社区文件还是在工作台添加"},
+        "edited_by": {**_TEXT_OR_NULL, "description": "最后在工作台修改它的人"}}},
+    "AuditEntry": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "at": {**_WHEN, "description": "UTC"}, "actor": {"type": "string"},
+        "entity": {"type": "string"}, "entity_key": {"type": "string"}, "action": {"type": "string"},
+        "before": {"type": "object", "nullable": True}, "after": {"type": "object", "nullable": True}}},
+})
+ROUTES.extend([
+    ApiRoute("GET", "/api/admin/stats", "工单统计（与统计页相同的行）", admin_stats, roles=ADMIN_ROLES,
+             parameters=(Param("since", schema=_DATE, description="起始日（含），默认 8 周前"),
+                         Param("until", schema=_DATE, description="截止日（含），默认今天"),
+                         Param("by", schema={"type": "string", "enum": list(stats.GROUPINGS)},
+                               description="按小区或网格分组")),
+             response={"type": "object", "properties": {
+                 "since": _DATE, "until": _DATE, "by": {"type": "string"},
+                 "rows": {"type": "array", "items": ref("StatRow")}}}),
+    ApiRoute("GET", "/api/admin/clinics", "义诊活动（近 30 天和以后的，含已取消的）", admin_clinics, roles=ADMIN_ROLES,
+             response={"type": "object", "properties": {"clinics": {"type": "array", "items": ref("Clinic")}}}),
+    ApiRoute("POST", "/api/admin/clinics", "添加义诊活动", admin_clinic_create, roles=ADMIN_ROLES,
+             request=ref("ClinicInput"), response=ref("Clinic"), status=201,
+             description="date 形如 2026-12-05，start、end 形如 09:00（结束晚于开始）；每项修改都记入修改记录。"),
+    ApiRoute("GET", "/api/admin/audit", "最新的修改记录（新的在前）", admin_audit, roles=ADMIN_ROLES,
+             parameters=(Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 200},
+                               description="最多几条，默认 50"),),
+             response={"type": "object", "properties": {"entries": {"type": "array", "items": ref("AuditEntry")}}}),
 ])

@@ -1,4 +1,4 @@
-"""Upcoming free clinics (义诊), filtered by specialty or date."""
+"""Upcoming free clinics (义诊), filtered by specialty or date; cancelled and deleted events are never offered."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.store.db import unit_of_work
 from bot.store.models import ClinicEvent
+
+SCHEDULED, CANCELLED, DELETED = "scheduled", "cancelled", "deleted"
+STATUS_LABELS = {SCHEDULED: "如期举行", CANCELLED: "已取消"}
 
 # Residents' words for a specialty -> the specialty as the clinic data names it.
 SPECIALTY_WORDS = {
@@ -49,11 +52,12 @@ def specialty_in(text: str, entity: Optional[str] = None) -> Optional[str]:
 
 def upcoming(factory: sessionmaker, today: dt.date, specialty: Optional[str] = None,
              between: Optional[Tuple[dt.date, dt.date]] = None, limit: int = 5) -> List[ClinicView]:
-    """Clinic events from today on, soonest first, optionally filtered."""
+    """Scheduled clinic events from today on, soonest first, optionally filtered."""
     start, end = between if between else (today, today + dt.timedelta(days=366))
     start = max(start, today)
     with unit_of_work(factory) as session:
-        rows = (session.query(ClinicEvent).filter(ClinicEvent.date >= start, ClinicEvent.date <= end)
+        rows = (session.query(ClinicEvent).filter(ClinicEvent.date >= start, ClinicEvent.date <= end,
+                                                  ClinicEvent.status == SCHEDULED)
                 .order_by(ClinicEvent.date, ClinicEvent.start).all())
         found = []
         for r in rows:

@@ -128,18 +128,27 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
 
 
 def load_clinics(session: Session, data: Dict[str, Any], today: dt.date) -> int:
-    """Upsert the file's clinic events (`days_from_now` counts from `today`); returns how many it holds."""
+    """Upsert the file's clinic events (`days_from_now` counts from `today`); returns how many it holds.
+
+    Rows are the file's by `file_key` (the entry's title). Once an admin edited, cancelled or deleted one in the
+    console (`edited_by` set), that entry is the console's: it is no longer written, on this date or (its date
+    moving with `today`) any other. Events added in the console have no `file_key` and are never touched.
+    """
+    taken = {key for (key,) in session.query(ClinicEvent.file_key)
+             .filter(ClinicEvent.file_key.isnot(None), ClinicEvent.edited_by.isnot(None))}
     clinics = 0
     for c in data.get("clinic_events", []):
+        clinics += 1
+        if c["title"] in taken:
+            continue
         when = dt.date.fromisoformat(str(c["date"])) if "date" in c else today + dt.timedelta(days=int(c["days_from_now"]))
-        row = session.query(ClinicEvent).filter_by(title=c["title"], date=when).one_or_none()
+        row = session.query(ClinicEvent).filter_by(file_key=c["title"], date=when).one_or_none()
         if row is None:
-            row = ClinicEvent(title=c["title"], date=when)
+            row = ClinicEvent(title=c["title"], file_key=c["title"], date=when, status="scheduled")
             session.add(row)
         row.start, row.end, row.place = str(c["start"]), str(c["end"]), c["place"]
         row.specialties = list(c.get("specialties", []))
         row.services, row.bring, row.organizer = c.get("services", ""), c.get("bring", ""), c.get("organizer")
-        clinics += 1
     return clinics
 
 

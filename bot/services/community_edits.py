@@ -1,4 +1,4 @@
-"""Admin edits to the community model (staff, chat groups, the duty roster), each recorded in the audit log.
+"""Admin edits to the community model (staff, groups, duty roster, estates, buildings, grids), each audited.
 
 Every change writes an `audit_log` row (who, when, what, before, after) in the same transaction. Only the
 roles in `scope.ADMIN_ROLES` may edit. `python -m bot community load` writes the file's values over the
@@ -18,14 +18,20 @@ from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.phone import normalize_phone
 from bot.services.scope import ADMIN_ROLES, actor_by_key
 from bot.store.db import unit_of_work
-from bot.store.models import AuditEntry, ChatGroup, DutyShift, Estate, Staff, utcnow
+from bot.store.models import AuditEntry, Building, ChatGroup, DutyShift, Estate, Grid, Staff, utcnow
 
 STAFF_FIELDS = ("name", "role", "phone", "wecom_userid", "on_duty", "active", "estates")
 GROUP_FIELDS = ("name", "webhook_key")
+ESTATE_FIELDS = ("aliases", "units", "floors", "rooms_per_floor")
+# Sane bounds of an estate's layout and building numbers (the address parser checks residents' rooms against them).
+LAYOUT_BOUNDS = {"units": (1, 20), "floors": (1, 60), "rooms_per_floor": (1, 20), "number": (1, 999)}
+MAX_ALIASES = 10
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_SEPARATORS = re.compile(r"[,，、;；\s]+")
 
 
-def _editor(session: Session, actor_key: str) -> str:
+def editor(session: Session, actor_key: str) -> str:
+    """The key of `actor_key` if they may edit the community model (scope.ADMIN_ROLES); NotAllowed otherwise."""
     actor = actor_by_key(session, actor_key)
     if actor.role not in ADMIN_ROLES:
         raise NotAllowed("only admins and the community secretary edit the community model", staff=actor_key)
@@ -37,6 +43,17 @@ def audit(session: Session, actor: str, entity: str, key: str, action: str, befo
     """Record one change (inside the caller's transaction)."""
     session.add(AuditEntry(at=now or utcnow(), actor=actor, entity=entity, entity_key=key, action=action,
                            before=before, after=after))
+
+
+def split_list(raw: Any) -> List[str]:
+    """A list typed as text ("眼科、内科, 中医") or given as a list: stripped, empty parts and repeats dropped."""
+    parts = raw if isinstance(raw, (list, tuple)) else _SEPARATORS.split(str(raw or ""))
+    out: List[str] = []
+    for part in parts:
+        item = str(part).strip()
+        if item and item not in out:
+            out.append(item)
+    return out
 
 
 def _snapshot(row: Any, names: Sequence[str]) -> Dict[str, Any]:
@@ -75,7 +92,7 @@ def update_staff(factory: sessionmaker, actor_key: str, key: str, now: Optional[
                  **changes: Any) -> Dict[str, Any]:
     """Change a staff member's details; returns what they are now."""
     with unit_of_work(factory) as session:
-        actor = _editor(session, actor_key)
+        actor = editor(session, actor_key)
         staff = session.query(Staff).filter_by(key=key).one_or_none()
         if staff is None:
             raise NotFound("no such staff member", staff=key)
@@ -95,7 +112,7 @@ def update_group(factory: sessionmaker, actor_key: str, key: str, now: Optional[
                  **changes: Any) -> Dict[str, Any]:
     """Change a chat group's name or robot key (the key is logged masked)."""
     with unit_of_work(factory) as session:
-        actor = _editor(session, actor_key)
+        actor = editor(session, actor_key)
         group = session.query(ChatGroup).filter_by(key=key).one_or_none()
         if group is None:
             raise NotFound("no such group", group=key)
@@ -129,7 +146,7 @@ def add_shift(factory: sessionmaker, actor_key: str, staff_key: str, weekdays: S
     if not _CLOCK.match(start or "") or not _CLOCK.match(end or "") or start == end:
         raise InvalidInput("times look like 22:00 and differ", field="start")
     with unit_of_work(factory) as session:
-        actor = _editor(session, actor_key)
+        actor = editor(session, actor_key)
         staff = session.query(Staff).filter_by(key=staff_key).one_or_none()
         if staff is None:
             raise NotFound("no such staff member", staff=staff_key)
@@ -144,7 +161,7 @@ def add_shift(factory: sessionmaker, actor_key: str, staff_key: str, weekdays: S
 def remove_shift(factory: sessionmaker, actor_key: str, shift_id: int, now: Optional[dt.datetime] = None) -> None:
     """Remove a duty roster line."""
     with unit_of_work(factory) as session:
-        actor = _editor(session, actor_key)
+        actor = editor(session, actor_key)
         shift = session.get(DutyShift, shift_id)
         if shift is None:
             raise NotFound("no such roster line", id=shift_id)
@@ -154,7 +171,152 @@ def remove_shift(factory: sessionmaker, actor_key: str, shift_id: int, now: Opti
         session.delete(shift)
 
 
-def history(factory: sessionmaker, limit: int = 100) -> List[AuditEntry]:
-    """The newest audit entries."""
+def history(factory: sessionmaker, limit: int = 100, entities: Optional[Sequence[str]] = None) -> List[AuditEntry]:
+    """The newest audit entries (only of `entities` when given)."""
     with unit_of_work(factory) as session:
-        return session.query(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit).all()
+        query = session.query(AuditEntry)
+        if entities is not None:
+            query = query.filter(AuditEntry.entity.in_(list(entities)))
+        return query.order_by(AuditEntry.id.desc()).limit(limit).all()
+
+
+def _bounded(name: str, value: Any) -> int:
+    low, high = LAYOUT_BOUNDS[name]
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name} must be a whole number", field=name) from None
+    if not low <= number <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}", field=name)
+    return number
+
+
+def _estate(session: Session, name: str) -> Estate:
+    estate = session.query(Estate).filter_by(name=name).one_or_none()
+    if estate is None:
+        raise NotFound("no such estate", estate=name)
+    return estate
+
+
+def _grid(session: Session, key: str) -> Grid:
+    grid = session.query(Grid).filter_by(key=key).one_or_none()
+    if grid is None:
+        raise NotFound("no such grid", grid=key)
+    return grid
+
+
+def update_estate(factory: sessionmaker, actor_key: str, name: str, now: Optional[dt.datetime] = None,
+                  **changes: Any) -> Dict[str, Any]:
+    """Change an estate's aliases or layout (units, floors, rooms per floor); returns what it is now."""
+    with unit_of_work(factory) as session:
+        actor = editor(session, actor_key)
+        estate = _estate(session, name)
+        clean: Dict[str, Any] = {}
+        for field, value in changes.items():
+            if field not in ESTATE_FIELDS:
+                raise InvalidInput(f"{field} cannot be edited here", field=field)
+            if field == "aliases":
+                aliases = [a for a in split_list(value) if a != estate.name]
+                if len(aliases) > MAX_ALIASES or any(len(a) > 20 for a in aliases):
+                    raise InvalidInput(f"at most {MAX_ALIASES} aliases of up to 20 characters", field="aliases")
+                taken = {n: e.name for e in session.query(Estate).filter(Estate.id != estate.id)
+                         for n in (e.name, *(e.aliases or []))}
+                clash = next((a for a in aliases if a in taken), None)
+                if clash is not None:
+                    raise InvalidInput(f"{clash} already names {taken[clash]}", field="aliases")
+                clean[field] = aliases
+            else:
+                clean[field] = _bounded(field, value)
+        before = _snapshot(estate, ESTATE_FIELDS)
+        for field, value in clean.items():
+            setattr(estate, field, value)
+        after = _snapshot(estate, ESTATE_FIELDS)
+        if after != before:
+            audit(session, actor, "estate", name, "update", before, after, now)
+        return after
+
+
+def _building_values(building: Building) -> Dict[str, Any]:
+    return {"estate": building.estate.name, "number": building.number,
+            "grid": building.grid.key if building.grid else None}
+
+
+def add_building(factory: sessionmaker, actor_key: str, estate_name: str, number: Any,
+                 grid_key: Optional[str] = None, now: Optional[dt.datetime] = None) -> Dict[str, Any]:
+    """Add building `number` to an estate, in a grid if one is named; refuses a number the estate has."""
+    value = _bounded("number", number)
+    with unit_of_work(factory) as session:
+        actor = editor(session, actor_key)
+        estate = _estate(session, estate_name)
+        if any(b.number == value for b in estate.buildings):
+            raise InvalidInput(f"{estate_name} already has building {value}", field="number")
+        grid = _grid(session, grid_key) if grid_key else None
+        building = Building(estate=estate, number=value, grid=grid)
+        session.add(building)
+        session.flush()
+        after = _building_values(building)
+        audit(session, actor, "building", f"{estate_name}-{value}", "create", None, after, now)
+        return after
+
+
+def move_building(factory: sessionmaker, actor_key: str, estate_name: str, number: Any, grid_key: str,
+                  now: Optional[dt.datetime] = None) -> Dict[str, Any]:
+    """Put a building into another grid (new tickets from it go to that grid)."""
+    value = _bounded("number", number)
+    with unit_of_work(factory) as session:
+        actor = editor(session, actor_key)
+        estate = _estate(session, estate_name)
+        building = next((b for b in estate.buildings if b.number == value), None)
+        if building is None:
+            raise NotFound("no such building", estate=estate_name, number=value)
+        if not grid_key:
+            raise InvalidInput("choose a grid", field="grid")
+        grid = _grid(session, grid_key)
+        before = _building_values(building)
+        building.grid = grid
+        after = _building_values(building)
+        if after != before:
+            audit(session, actor, "building", f"{estate_name}-{value}", "update", before, after, now)
+        return after
+
+
+def _grid_values(grid: Grid) -> Dict[str, Any]:
+    return {"name": grid.name, "leader": grid.leader.key if grid.leader else None,
+            "members": list(grid.member_keys or [])}
+
+
+def _active_staff(session: Session, key: str, field: str) -> Staff:
+    staff = session.query(Staff).filter_by(key=key).one_or_none()
+    if staff is None or not staff.active:
+        raise InvalidInput(f"{key} is not an active staff member", field=field)
+    return staff
+
+
+def update_grid(factory: sessionmaker, actor_key: str, key: str, now: Optional[dt.datetime] = None,
+                name: Optional[str] = None, leader: Optional[str] = None,
+                members: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Change a grid's name, leader (an active staff member's key) or members; returns what it is now."""
+    with unit_of_work(factory) as session:
+        actor = editor(session, actor_key)
+        grid = _grid(session, key)
+        before = _grid_values(grid)
+        if name is not None:
+            clean_name = str(name).strip()
+            if not clean_name or len(clean_name) > 64:
+                raise InvalidInput("a grid name of 1-64 characters", field="name")
+            grid.name = clean_name
+        if leader is not None:
+            if not str(leader).strip():
+                raise InvalidInput("a grid needs a leader", field="leader")
+            grid.leader = _active_staff(session, str(leader).strip(), "leader")
+        if members is not None:
+            keys = split_list(members)
+            for member in keys:
+                _active_staff(session, member, "members")
+            grid.member_keys = keys
+        if grid.leader is not None and grid.leader.key in (grid.member_keys or []):
+            raise InvalidInput("the leader is not also a member", field="members")
+        after = _grid_values(grid)
+        if after != before:
+            audit(session, actor, "grid", key, "update", before, after, now)
+        return after

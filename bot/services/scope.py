@@ -21,6 +21,8 @@ EVERYTHING = frozenset({lc.SECRETARY, lc.ADMIN})
 HANDOFF_ROLES = frozenset({lc.DUTY, lc.SECRETARY, lc.ADMIN})
 # The admin pages: statistics, announcements, exports.
 ADMIN_ROLES = EVERYTHING
+# Who sees volunteers' full phone numbers (on the volunteer page and in its CSV export); others see them masked.
+FULL_PHONE_ROLES = frozenset({lc.ADMIN})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
@@ -15,6 +15,7 @@ from bot.errors import NotFound
 from bot.notify import outbox
 from bot.phone import mask_phone
 from bot.services import residents
+from bot.services.scope import FULL_PHONE_ROLES
 from bot.store.db import unit_of_work
 from bot.store.models import VolunteerRegistration, VolunteerTeam
 from bot.teams import Team
@@ -61,10 +62,26 @@ def sign_up(factory: sessionmaker, sender_id: str, name: str, phone: str, team_n
             return SignupResult(team.name, team.lead.name if team.lead else "队长", created=False)
 
 
-def signups_csv(factory: sessionmaker, viewer_role: str, team_number: Optional[int] = None) -> str:
-    """Sign-ups as CSV (UTF-8 with a BOM); phones are masked unless the viewer is an admin."""
-    from bot import lifecycle as lc
+def shown_phone(viewer_role: str, phone: str) -> str:
+    """A volunteer's phone as `viewer_role` may see it: in full for FULL_PHONE_ROLES, masked otherwise."""
+    return phone if viewer_role in FULL_PHONE_ROLES else mask_phone(phone)
 
+
+def roster(factory: sessionmaker, viewer_role: str) -> List[Dict[str, Any]]:
+    """Every team (name, lead, group) with its sign-ups, phones as `shown_phone` allows."""
+    with unit_of_work(factory) as session:
+        teams = session.query(VolunteerTeam).order_by(VolunteerTeam.number).all()
+        signups: Dict[int, List[Dict[str, Any]]] = {t.id: [] for t in teams}
+        for row in session.query(VolunteerRegistration).order_by(VolunteerRegistration.id):
+            signups.setdefault(row.team_id, []).append(
+                {"name": row.name, "phone": shown_phone(viewer_role, row.phone), "created_at": row.created_at})
+        return [{"number": t.number, "name": t.name, "colour": t.colour, "short": t.short,
+                 "lead": t.lead.name if t.lead else None, "group": t.group.name if t.group else None,
+                 "signups": signups[t.id]} for t in teams]
+
+
+def signups_csv(factory: sessionmaker, viewer_role: str, team_number: Optional[int] = None) -> str:
+    """Sign-ups as CSV (UTF-8 with a BOM); phones as `shown_phone` allows."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["队伍", "姓名", "电话", "报名时间"])
@@ -73,6 +90,6 @@ def signups_csv(factory: sessionmaker, viewer_role: str, team_number: Optional[i
         if team_number is not None:
             query = query.filter(VolunteerTeam.number == team_number)
         for row in query.order_by(VolunteerTeam.number, VolunteerRegistration.id):
-            phone = row.phone if viewer_role == lc.ADMIN else mask_phone(row.phone)
-            writer.writerow([row.team.name, row.name, phone, f"{row.created_at:%Y-%m-%d %H:%M}"])
+            writer.writerow([row.team.name, row.name, shown_phone(viewer_role, row.phone),
+                             f"{row.created_at:%Y-%m-%d %H:%M}"])
     return "\ufeff" + out.getvalue()

@@ -231,6 +231,12 @@ class ClinicEvent(Base):
     services = Column(Text, nullable=False, default="")
     bring = Column(Text, nullable=False, default="")
     organizer = Column(String(128), nullable=True)
+    # The title of the community file's entry the row was made from (kept when an admin renames it); None for
+    # an event added in the console.
+    file_key = Column(String(128), nullable=True)
+    status = Column(String(16), nullable=False, default="scheduled")  # scheduled | cancelled | deleted
+    # The admin who last changed it; set means the console owns the row and the file's refresh leaves it alone.
+    edited_by = Column(String(64), nullable=True)
 
 
 class VolunteerTeam(Base):
@@ -360,7 +366,7 @@ class AuditEntry(Base):
     actor = Column(String(128), nullable=False)
     entity = Column(String(32), nullable=False)
     entity_key = Column(String(128), nullable=False)
-    action = Column(String(16), nullable=False)  # create | update | delete
+    action = Column(String(16), nullable=False)  # create | update | cancel | delete | load
     before = Column(JSON, nullable=True)
     after = Column(JSON, nullable=True)
 
