@@ -334,7 +334,7 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
 
     app = create_app(settings)
     app.run(host=args.host or settings.console_host, port=args.port or settings.console_port, access_log=False,
-            motd=False)
+            motd=False, workers=settings.console_workers)
     return 0
 
 

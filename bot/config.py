@@ -135,6 +135,8 @@ class Settings:
     console_session_idle_hours: float = 12.0
     console_max_failed_logins: int = 5
     console_lockout_minutes: int = 15
+    # Console processes (Sanic workers) serving the same port; sessions and lock-outs live in the database.
+    console_workers: int = 2
     # Bearer token of the REST channel (HG_REST_TOKEN); required whenever WeChat runs on a real account.
     rest_token: Optional[str] = field(default=None, repr=False)
 
@@ -191,6 +193,7 @@ class Settings:
             console_session_idle_hours=float(merged.get("HG_CONSOLE_SESSION_IDLE_HOURS") or 12.0),
             console_max_failed_logins=_int(merged, "HG_CONSOLE_MAX_FAILED_LOGINS", 5),
             console_lockout_minutes=_int(merged, "HG_CONSOLE_LOCKOUT_MINUTES", 15),
+            console_workers=max(1, _int(merged, "HG_CONSOLE_WORKERS", 2)),
             rest_token=merged.get("HG_REST_TOKEN") or None,
         )
 
