@@ -212,7 +212,7 @@ def test_paced_residents_offer_the_asked_rate() -> None:
     log: List[Tuple[str, str]] = []
     run = asyncio.run(play(_fake_bot(log), "rest", messages=12, concurrency=3, rate=40.0))
     # 12 messages at 40 msg/s: the last leaves about 11/40 s after the first
-    assert 0.25 <= run.elapsed < 1.0
+    assert 0.25 <= run.elapsed < 3.0
     assert run_figures(run)["offered_msgs_per_s"] == 40.0
 
 
