@@ -14,7 +14,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
 from bot.runner import (
@@ -98,10 +98,13 @@ class Stack:
 
 
 def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, today=None,
-                redis_url: Optional[str] = None, webchat: bool = False) -> Stack:
+                redis_url: Optional[str] = None, webchat: bool = False,
+                before_spawn: Optional[Callable[[Settings], None]] = None) -> Stack:
     """Migrate a fresh database, load the demo community and start every process; waits until ready.
 
     `webchat`: also run the fake WeChat API and put the WeChat channel on the demo account with the web chat page.
+    `before_spawn`: called with the stack's settings just before the first process starts (the bench times
+    start-up from there).
     """
     import datetime as dt
 
@@ -135,6 +138,8 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     logs.mkdir(exist_ok=True)
     py = sys.executable
     wecom_log = logs / "wecom.jsonl"
+    if before_spawn is not None:
+        before_spawn(settings)
     sup.start("fake-wecom", [py, "-m", "bot.devtools.fake_wecom", "--port", str(wecom_port), "--log",
                              str(wecom_log)], env, logs / "fake_wecom.out")
     if wechat_port:
