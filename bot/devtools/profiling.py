@@ -56,7 +56,8 @@ class Recording:
 
 
 def summary(path: Path, top: int = 15) -> Dict[str, object]:
-    """Samples, and the functions most often on the stack (inclusive share) and on top of it (self share)."""
+    """Samples, and the functions most often on the stack (inclusive share; frames on nearly every stack are
+    left out) and on top of it (self share)."""
     inclusive: Dict[str, int] = collections.Counter()
     own: Dict[str, int] = collections.Counter()
     total = 0
@@ -72,8 +73,11 @@ def summary(path: Path, top: int = 15) -> Dict[str, object]:
         for frame in set(frames):
             inclusive[frame] += n
 
+    # Frames on (nearly) every stack (runpy, the server's main loop) say nothing about where the time goes.
+    everywhere = {frame for frame, n in inclusive.items() if total and n >= 0.95 * total}
+
     def share(counter: Dict[str, int]) -> List[List[object]]:
-        ranked = sorted(counter.items(), key=lambda kv: -kv[1])[:top]
+        ranked = sorted(((f, n) for f, n in counter.items() if f not in everywhere), key=lambda kv: -kv[1])[:top]
         return [[round(100.0 * n / total, 1), frame] for frame, n in ranked] if total else []
 
     return {"file": str(path), "samples": total, "inclusive_pct": share(inclusive), "self_pct": share(own)}
