@@ -63,8 +63,10 @@ def process_alive(pid: int) -> bool:
 
 
 class SQLiteLockStore(LockStore):
-    """Ticket locks in the machine's shared state file; endpoints.yml: `lock_store: {type: bot.rasa_locks.SQLiteLockStore,
-    path: var/local_state.db}`."""
+    """Ticket locks in the machine's shared state file.
+
+    endpoints.yml: `lock_store: {type: bot.rasa_locks.SQLiteLockStore, path: var/local_state.db}`.
+    """
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None, path: Optional[Text] = None,
                  alive: Callable[[int], bool] = process_alive) -> None:

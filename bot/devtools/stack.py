@@ -25,6 +25,7 @@ from bot.runner import (
     fake_wechat_command,
     tracker_env,
     webchat_url,
+    workers_env,
 )
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
@@ -143,7 +144,7 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
     sup.start("rasa", [py, "-m", "rasa", "run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
                        "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port", str(settings.rasa_port), "--enable-api",
-                       f"--auth-token={token}"], env, logs / "rasa.log")
+                       f"--auth-token={token}"], {**env, **workers_env(settings)}, logs / "rasa.log")
     sup.start("console", console_command(settings.console_port), env, logs / "console.log")
     procs = list(sup.procs.values())
     ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
