@@ -59,8 +59,8 @@ class WeChatConfig:
         values = dict(
             token=settings.wechat_token, appid=settings.wechat_appid, secret=settings.wechat_secret,
             aes_key=settings.wechat_aes_key, api_base=settings.wechat_api_base, redis_url=settings.redis_url,
-            database_url=settings.database_url, state_path=settings.local_state_path, passive_seconds=settings.wechat_passive_seconds,
-            http_timeout=settings.http_timeout)
+            database_url=settings.database_url, state_path=settings.local_state_path,
+            passive_seconds=settings.wechat_passive_seconds, http_timeout=settings.http_timeout)
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -119,8 +119,8 @@ class WeChatResources:
             http = aiohttp.ClientSession()
             client = WeChatClient(http, config.appid or "", config.secret or "", config.api_base, token_store,
                                   config.http_timeout)
-        kind = "Redis" if redis_client is not None else f"state file {state.path}" if state is not None else "memory"
-        log.info("WeChat channel ready (%s stores, customer-service API %s)", kind, "on" if client else "off")
+        kind = "Redis" if redis_client is not None else f"the file {state.path}" if state is not None else "memory"
+        log.info("WeChat channel ready (stores in %s, customer-service API %s)", kind, "on" if client else "off")
         return cls(dedupe=dedupe, options=options, client=client, http=http, redis=redis_client, state=state)
 
     async def close(self) -> None:
