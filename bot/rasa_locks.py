@@ -93,14 +93,20 @@ class SQLiteLockStore(LockStore):
         return lock, owners
 
     def _prune(self, lock: TicketLock, owners: Dict[int, int]) -> None:
-        """Drop expired tickets and tickets of processes that died."""
+        """Drop expired tickets, and the ticket being served while its process is dead.
+
+        Only the head of the queue blocks anyone, so only its process is checked (once per poll); a dead
+        process's later tickets are dropped when they reach the head.
+        """
         lock.remove_expired_tickets()
-        for ticket in list(lock.tickets):
-            pid = owners.get(ticket.number)
-            if pid is not None and not self._alive(pid):
-                log.warning("dropping ticket %d of conversation %s: its process %d has died", ticket.number,
-                            lock.conversation_id, pid)
-                lock.tickets.remove(ticket)
+        while lock.tickets:
+            head = lock.tickets[0]
+            pid = owners.get(head.number)
+            if pid is None or self._alive(pid):
+                break
+            log.warning("dropping ticket %d of conversation %s: its process %d has died", head.number,
+                        lock.conversation_id, pid)
+            lock.tickets.popleft()
         for number in set(owners) - {t.number for t in lock.tickets}:
             del owners[number]
 

@@ -142,6 +142,36 @@ def test_a_turn_killed_mid_way_releases_its_conversation_at_once(tmp_path: Path)
         proc.join(10)
 
 
+def _queue_and_die(path: str) -> None:
+    _store(Path(path)).issue_ticket("resident-6")  # queued, then the process ends without serving it
+
+
+def test_a_ticket_queued_by_a_process_that_died_is_skipped_when_its_turn_comes(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    store = _store(state)
+    first = store.issue_ticket("resident-6")
+    proc = FORK.Process(target=_queue_and_die, args=(str(state),))
+    proc.start()
+    proc.join(30)
+    assert [t.number for t in store.get_lock("resident-6").tickets] == [first, first + 1]
+
+    async def next_turn() -> float:
+        async def release_first() -> None:
+            await asyncio.sleep(0.1)
+            store.cleanup("resident-6", first)
+
+        start = time.monotonic()
+        releasing = asyncio.create_task(release_first())
+        async with store.lock("resident-6") as held:
+            assert held.now_serving == first + 2
+            waited = time.monotonic() - start
+        await releasing
+        return waited
+
+    assert asyncio.run(next_turn()) < 1.0, "the dead process's ticket blocked the queue"
+    assert store.get_lock("resident-6") is None
+
+
 def _hold_alive(path: str, held: "multiprocessing.Event") -> None:
     store = _store(Path(path))
 
