@@ -90,6 +90,7 @@ def endpoints_file(settings: Settings) -> Path:
     base = PROJECT_ROOT / "endpoints.yml"
     target = settings.var_dir / "endpoints.yml"
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sqlite_tracker_in_wal_mode(settings)
     if not settings.redis_url:
         target.write_text(base.read_text(encoding="utf-8") + (
             "\nlock_store:\n  type: bot.rasa_locks.SQLiteLockStore\n"
@@ -104,6 +105,23 @@ def endpoints_file(settings: Settings) -> Path:
         f"  db: {int((redis.path or '/0').strip('/') or 0)}\n"
         + (f"  password: {redis.password}\n" if redis.password else "")), encoding="utf-8")
     return target
+
+
+def _sqlite_tracker_in_wal_mode(settings: Settings) -> None:
+    """Put a SQLite tracker store in WAL mode (kept by the file): several Rasa workers then read conversations
+    while another writes, instead of waiting in SQLite's busy handler."""
+    url = tracker_env(settings)["HG_TRACKER_URL"]
+    if not url.startswith("sqlite:///"):
+        return
+    import sqlite3
+
+    path = Path(url[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    finally:
+        conn.close()
 
 
 def workers_env(settings: Settings) -> Dict[str, str]:

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sqlite3
 import statistics
 import time
 from pathlib import Path
@@ -225,7 +226,7 @@ def test_a_ticket_that_expired_while_queued_is_refused_as_rasa_does(tmp_path: Pa
         asyncio.run(scenario())
 
 
-def test_rasa_accepts_several_workers_with_the_embedded_endpoints(tmp_path: Path,
+def test_rasa_accepts_several_workers_with_the_embedded_endpoints_and_a_wal_tracker(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import yaml
 
@@ -238,3 +239,5 @@ def test_rasa_accepts_several_workers_with_the_embedded_endpoints(tmp_path: Path
     from rasa.core.lock_store import LockStore
 
     assert isinstance(LockStore.create(endpoint), SQLiteLockStore)
+    with sqlite3.connect(tmp_path / "tracker.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "workers would queue on SQLite's busy lock"
