@@ -40,6 +40,15 @@ def _worker_pids(stack: Stack) -> Set[int]:
     return {int(pid) for pid in children}
 
 
+def _wait_until_every_worker_serves(stack: Stack, workers: int, timeout: float = 300) -> None:
+    """The stack is ready once one worker answers; the others may still be loading the model (each logs when up)."""
+    log = stack.settings.var_dir / "logs" / "rasa.log"
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count("Rasa server is up and running.") < workers:
+        assert time.monotonic() < deadline, f"not all {workers} Rasa workers came up within {timeout} s"
+        time.sleep(0.5)
+
+
 def _tracker(stack: Stack, sender_id: str) -> List[Dict[str, Any]]:
     url = f"{stack.settings.rasa_url}/conversations/{sender_id}/tracker?token={stack.token}"
     with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - local server
@@ -89,6 +98,7 @@ def _turns(events: List[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
 def test_concurrent_messages_of_one_sender_across_two_workers_stay_one_turn_at_a_time(stack: Stack) -> None:
     workers = _worker_pids(stack)
     assert len(workers) == 2, f"the stack should run 2 Rasa workers, found {workers}"
+    _wait_until_every_worker_serves(stack, len(workers))
     sender = "e2e-workers-burst"
     with _TicketWatcher(stack.settings.local_state_path, rest_sender(sender)) as watcher:
         with ThreadPoolExecutor(len(MESSAGES)) as pool:
@@ -111,6 +121,7 @@ def test_concurrent_messages_of_one_sender_across_two_workers_stay_one_turn_at_a
 def test_a_wechat_retry_landing_on_either_worker_runs_one_turn(stack: Stack) -> None:
     simulator = WeChatServerSimulator(DEMO_TOKEN, DEMO_ACCOUNT, MessageCrypto(DEMO_TOKEN, DEMO_AES_KEY, DEMO_APPID))
     openid = "o_e2e_workers_retry"
+    _wait_until_every_worker_serves(stack, 2)
     push = simulator.text_push(openid, "你好", msg_id="7311000000000000042")
     url = f"{stack.settings.rasa_url}/webhooks/wechat/webhook?" + urllib.parse.urlencode(push.query)
 
