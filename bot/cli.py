@@ -225,7 +225,7 @@ async def push_menu(settings: Settings, path: Path) -> int:
         print(f"wechat: {path} must be a JSON object with a \"button\" list", file=sys.stderr)
         return 2
     try:
-        async with shared_token_store(settings.redis_url, settings.http_timeout) as store, \
+        async with shared_token_store(settings.redis_url, settings.http_timeout, settings.local_state_path) as store, \
                 aiohttp.ClientSession() as http:
             client = WeChatClient(http, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base,
                                   store, settings.http_timeout)

@@ -46,6 +46,13 @@ def _flag(env: Mapping[str, str], key: str) -> bool:
     raise ValueError(f"setting {key} must be 1 or 0, got {raw!r}")
 
 
+def _workers(env: Mapping[str, str]) -> int:
+    workers = _int(env, "HG_RASA_WORKERS", 2)
+    if workers < 1:
+        raise ValueError(f"setting HG_RASA_WORKERS must be 1 or more, got {workers}")
+    return workers
+
+
 DEFAULT_TEMPLATE_FIELDS = {"number": "keyword1", "status": "keyword2", "detail": "remark"}
 
 
@@ -139,6 +146,13 @@ class Settings:
     console_workers: int = 2
     # Bearer token of the REST channel (HG_REST_TOKEN); required whenever WeChat runs on a real account.
     rest_token: Optional[str] = field(default=None, repr=False)
+    # Rasa server worker processes (HG_RASA_WORKERS, passed on as SANIC_WORKERS); each loads the model.
+    rasa_workers: int = 2
+
+    @property
+    def local_state_path(self) -> Path:
+        """The state file the processes of this machine share without Redis (bot/local_state.py)."""
+        return self.var_dir / "local_state.db"
 
     @property
     def rasa_url(self) -> str:
@@ -195,6 +209,7 @@ class Settings:
             console_lockout_minutes=_int(merged, "HG_CONSOLE_LOCKOUT_MINUTES", 15),
             console_workers=max(1, _int(merged, "HG_CONSOLE_WORKERS", 2)),
             rest_token=merged.get("HG_REST_TOKEN") or None,
+            rasa_workers=_workers(merged),
         )
 
 

@@ -90,20 +90,48 @@ def tracker_env(settings: Settings) -> Dict[str, str]:
 
 
 def endpoints_file(settings: Settings) -> Path:
-    """endpoints.yml, or a copy with a Redis lock store when REDIS_URL is set."""
+    """A copy of endpoints.yml with a lock store that lets several Rasa workers share conversations: Redis when
+    REDIS_URL is set, else the machine's state file (bot/rasa_locks.py)."""
     base = PROJECT_ROOT / "endpoints.yml"
+    target = settings.var_dir / "endpoints.yml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _sqlite_tracker_in_wal_mode(settings)
     if not settings.redis_url:
-        return base
+        target.write_text(base.read_text(encoding="utf-8") + (
+            "\nlock_store:\n  type: bot.rasa_locks.SQLiteLockStore\n"
+            f"  path: {json.dumps(str(settings.local_state_path))}\n"), encoding="utf-8")
+        return target
     from urllib.parse import urlparse
 
     redis = urlparse(settings.redis_url)
-    target = settings.var_dir / "endpoints.yml"
     target.write_text(base.read_text(encoding="utf-8") + (
         "\nlock_store:\n  type: redis\n"
         f"  url: {redis.hostname or '127.0.0.1'}\n  port: {redis.port or 6379}\n"
         f"  db: {int((redis.path or '/0').strip('/') or 0)}\n"
         + (f"  password: {redis.password}\n" if redis.password else "")), encoding="utf-8")
     return target
+
+
+def _sqlite_tracker_in_wal_mode(settings: Settings) -> None:
+    """Put a SQLite tracker store in WAL mode (kept by the file): several Rasa workers then read conversations
+    while another writes, instead of waiting in SQLite's busy handler."""
+    url = tracker_env(settings)["HG_TRACKER_URL"]
+    if not url.startswith("sqlite:///"):
+        return
+    import sqlite3
+
+    path = Path(url[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    finally:
+        conn.close()
+
+
+def workers_env(settings: Settings) -> Dict[str, str]:
+    """The Rasa server's worker count (HG_RASA_WORKERS), which Rasa reads as SANIC_WORKERS."""
+    return {"SANIC_WORKERS": str(settings.rasa_workers)}
 
 
 def _wait_http(url: str, timeout: float, procs: List[subprocess.Popen]) -> bool:
@@ -190,7 +218,8 @@ def run(settings: Settings, model: Path) -> int:
         sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
         sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
                                        "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
-                                       "--enable-api", f"--auth-token={token}"), env, logs / "rasa.log")
+                                       "--enable-api", f"--auth-token={token}"),
+                  {**env, **workers_env(settings)}, logs / "rasa.log")
         sup.start("console", console_command(settings.console_port), env, logs / "console.log")
         print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher, "
               f"console :{settings.console_port}"

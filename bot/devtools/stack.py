@@ -26,6 +26,7 @@ from bot.runner import (
     rasa_command,
     tracker_env,
     webchat_url,
+    workers_env,
 )
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
@@ -150,7 +151,7 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
                                    "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port",
                                    str(settings.rasa_port), "--enable-api", f"--auth-token={token}"),
-              env, logs / "rasa.log")
+              {**env, **workers_env(settings)}, logs / "rasa.log")
     sup.start("console", console_command(settings.console_port), env, logs / "console.log")
     procs = list(sup.procs.values())
     ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)

@@ -83,11 +83,11 @@ class WeChatResidentSender:
 @asynccontextmanager
 async def resident_sender(settings: Settings, sessions: sessionmaker,
                           http: aiohttp.ClientSession) -> AsyncIterator[Optional[WeChatResidentSender]]:
-    """The sender for this deployment (None without WECHAT_APPID/WECHAT_SECRET), sharing the token via Redis if set."""
+    """The sender for this deployment (None without WECHAT_APPID/WECHAT_SECRET); its token is shared."""
     if not settings.wechat_appid or not settings.wechat_secret:
         yield None
         return
-    async with shared_token_store(settings.redis_url, settings.http_timeout) as store:
+    async with shared_token_store(settings.redis_url, settings.http_timeout, settings.local_state_path) as store:
         client = WeChatClient(http, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base, store,
                               settings.http_timeout)
         yield WeChatResidentSender(client, sessions, template_id=settings.wechat_template_id,

@@ -3,7 +3,9 @@
 WeChat retries a push it got no answer to within 5 s (three tries in all), and under load the copies
 can overlap. The first copy to `claim` the dedupe key runs the turn; every other copy waits (within its
 own time budget) for the `Outcome` the first one `settle`s: the same passive reply, or none (answer
-`success`). `MemoryDedupeStore` holds within one process; `RedisDedupeStore` (SET NX) across several.
+`success`). A retry may reach another Rasa worker, so the claims must be shared: `RedisDedupeStore` (SET NX)
+across machines, `LocalDedupeStore` across the processes of one machine (bot/local_state.py);
+`MemoryDedupeStore` holds within one process only (tests).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -18,7 +21,10 @@ from typing import Any, Callable, Optional, Protocol, Tuple
 
 from redis.exceptions import RedisError
 
-__all__ = ["DEFAULT_TTL", "DedupeStore", "MemoryDedupeStore", "Outcome", "RedisDedupeStore", "wait_for_outcome"]
+from bot.local_state import LocalState
+
+__all__ = ["DEFAULT_TTL", "DedupeStore", "LocalDedupeStore", "MemoryDedupeStore", "Outcome", "RedisDedupeStore",
+           "wait_for_outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +142,53 @@ class RedisDedupeStore:
             reply = json.loads(text)["reply"]
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable dedupe record in Redis")
+            return None
+        return Outcome(reply if isinstance(reply, str) else None)
+
+
+class LocalDedupeStore:
+    """Claims shared by the processes of this machine through its state file, with the same rules as `RedisDedupeStore`
+    (a failing file grants the claim and reads outcomes as unknown)."""
+
+    _PENDING = "pending"
+
+    def __init__(self, state: LocalState, ttl: float = DEFAULT_TTL, prefix: str = "wechat:dedupe") -> None:
+        self._state = state
+        self._ttl = ttl
+        self._prefix = prefix
+
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}:{key}"
+
+    async def claim(self, key: str) -> bool:
+        """Insert-if-absent in one transaction: only one process (and one request) gets True."""
+        try:
+            return await asyncio.to_thread(self._state.set, self._key(key), self._PENDING, self._ttl, nx=True)
+        except sqlite3.Error as exc:
+            log.warning("dedupe claim for %s failed open: %s", key, exc)
+            return True
+
+    async def settle(self, key: str, outcome: Outcome) -> None:
+        """Replace the pending marker with the outcome (only while the claim still exists)."""
+        record = json.dumps({"reply": outcome.reply}, ensure_ascii=False)
+        try:
+            await asyncio.to_thread(self._state.set, self._key(key), record, self._ttl, xx=True)
+        except sqlite3.Error as exc:
+            log.warning("dedupe outcome for %s not stored: %s", key, exc)
+
+    async def outcome(self, key: str) -> Optional[Outcome]:
+        """The outcome, or None while pending or gone."""
+        try:
+            raw = await asyncio.to_thread(self._state.get, self._key(key))
+        except sqlite3.Error as exc:
+            log.warning("dedupe outcome for %s unreadable: %s", key, exc)
+            return None
+        if raw is None or raw == self._PENDING:
+            return None
+        try:
+            reply = json.loads(raw)["reply"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring an unreadable dedupe record in the local state file")
             return None
         return Outcome(reply if isinstance(reply, str) else None)
 

@@ -1,15 +1,18 @@
 """Each resident's last numbered options, so a bare "1"/"2"/"3" reply becomes that button's payload.
 
 WeChat text has no buttons: the assistant's buttons are shown as "1. …" lines (see `render`), and the
-resident answers with the number. The options live in memory, or in Redis (shared by every server
-process) when configured, and expire after `ttl` seconds.
+resident answers with the number, maybe to another Rasa worker than the one that offered them. So the options
+live in Redis when configured, else in the machine's state file (bot/local_state.py), both shared by every
+server process (in memory only in tests), and expire after `ttl` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import sqlite3
 import time
 import unicodedata
 from collections import OrderedDict
@@ -17,9 +20,10 @@ from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
 from redis.exceptions import RedisError
 
+from bot.local_state import LocalState
 from bot.wechat.render import Option
 
-__all__ = ["DEFAULT_TTL", "MemoryOptionStore", "OptionStore", "RedisOptionStore", "choose"]
+__all__ = ["DEFAULT_TTL", "LocalOptionStore", "MemoryOptionStore", "OptionStore", "RedisOptionStore", "choose"]
 
 log = logging.getLogger(__name__)
 
@@ -117,4 +121,42 @@ class RedisOptionStore:
             return [Option(str(title), str(payload)) for title, payload in json.loads(raw)]
         except (ValueError, TypeError):
             log.warning("ignoring an unreadable options record in Redis")
+            return []
+
+
+class LocalOptionStore:
+    """Offers in the machine's state file under `<prefix>:<sender>`, expiring by themselves."""
+
+    def __init__(self, state: LocalState, ttl: float = DEFAULT_TTL, prefix: str = "wechat:options") -> None:
+        self._state = state
+        self._ttl = ttl
+        self._prefix = prefix
+
+    def _key(self, sender_id: str) -> str:
+        return f"{self._prefix}:{sender_id}"
+
+    async def remember(self, sender_id: str, options: Sequence[Option]) -> None:
+        """Store `options` with the TTL, or delete the offer when there are none."""
+        record = json.dumps([[o.title, o.payload] for o in options], ensure_ascii=False)
+        try:
+            if options:
+                await asyncio.to_thread(self._state.set, self._key(sender_id), record, self._ttl)
+            else:
+                await asyncio.to_thread(self._state.delete, self._key(sender_id))
+        except sqlite3.Error as exc:
+            log.warning("options of %s not stored: %s", sender_id, exc)
+
+    async def recall(self, sender_id: str) -> List[Option]:
+        """The stored offer (an unreadable record counts as none)."""
+        try:
+            raw = await asyncio.to_thread(self._state.get, self._key(sender_id))
+        except sqlite3.Error as exc:
+            log.warning("options of %s unreadable: %s", sender_id, exc)
+            return []
+        if raw is None:
+            return []
+        try:
+            return [Option(str(title), str(payload)) for title, payload in json.loads(raw)]
+        except (ValueError, TypeError):
+            log.warning("ignoring an unreadable options record in the local state file")
             return []

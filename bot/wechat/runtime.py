@@ -1,24 +1,28 @@
 """The channel's configuration and its per-process resources: HTTP session, API client, Redis and the stores.
 
 `WeChatResources.open` is called once (in a server start-up listener, or lazily on the first push) and
-`close` on shutdown. One API client means one `AccessTokenManager` for the process; with Redis the token,
-the dedupe claims and the numbered options are shared by every process.
+`close` on shutdown. One API client means one `AccessTokenManager` for the process. The token, the dedupe
+claims and the numbered options are shared by every process (a retry or a "1" may reach another Rasa
+worker): in Redis when configured, else in the machine's state file (bot/local_state.py); in memory only
+when neither is given (tests).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import aiohttp
 
 from bot.config import Settings
+from bot.local_state import LocalState
 from bot.wechat.client import DEFAULT_API_BASE, WeChatClient
 from bot.wechat.crypto import MessageCrypto
-from bot.wechat.dedupe import DedupeStore, MemoryDedupeStore, RedisDedupeStore
-from bot.wechat.options import MemoryOptionStore, OptionStore, RedisOptionStore
-from bot.wechat.token import MemoryTokenStore, RedisTokenStore, TokenStore
+from bot.wechat.dedupe import DedupeStore, LocalDedupeStore, MemoryDedupeStore, RedisDedupeStore
+from bot.wechat.options import LocalOptionStore, MemoryOptionStore, OptionStore, RedisOptionStore
+from bot.wechat.token import LocalTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "WeChatConfig", "WeChatResources"]
 
@@ -38,6 +42,7 @@ class WeChatConfig:
     api_base: str = DEFAULT_API_BASE
     redis_url: Optional[str] = field(default=None, repr=False)  # may carry a password
     database_url: Optional[str] = field(default=None, repr=False)
+    state_path: Optional[Path] = None  # the machine's shared state file, used without Redis
     passive_seconds: float = 4.0
     http_timeout: float = 5.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -54,8 +59,8 @@ class WeChatConfig:
         values = dict(
             token=settings.wechat_token, appid=settings.wechat_appid, secret=settings.wechat_secret,
             aes_key=settings.wechat_aes_key, api_base=settings.wechat_api_base, redis_url=settings.redis_url,
-            database_url=settings.database_url, passive_seconds=settings.wechat_passive_seconds,
-            http_timeout=settings.http_timeout)
+            database_url=settings.database_url, state_path=settings.local_state_path,
+            passive_seconds=settings.wechat_passive_seconds, http_timeout=settings.http_timeout)
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -87,11 +92,13 @@ class WeChatResources:
     client: Optional[WeChatClient] = None
     http: Optional[aiohttp.ClientSession] = None
     redis: Optional[Any] = None
+    state: Optional[LocalState] = None
 
     @classmethod
     async def open(cls, config: WeChatConfig) -> "WeChatResources":
-        """Create the HTTP session, the API client (with appid and secret) and the Redis-backed stores if configured."""
+        """Create the HTTP session, the API client (with appid and secret) and the shared stores."""
         redis_client = None
+        state = None
         token_store: TokenStore = MemoryTokenStore()
         dedupe: DedupeStore = MemoryDedupeStore()
         options: OptionStore = MemoryOptionStore()
@@ -103,18 +110,21 @@ class WeChatResources:
             token_store = RedisTokenStore(redis_client)
             dedupe = RedisDedupeStore(redis_client)
             options = RedisOptionStore(redis_client)
+        elif config.state_path is not None:
+            state = LocalState(config.state_path)
+            token_store, dedupe, options = LocalTokenStore(state), LocalDedupeStore(state), LocalOptionStore(state)
         http = None
         client = None
         if config.can_send:
             http = aiohttp.ClientSession()
             client = WeChatClient(http, config.appid or "", config.secret or "", config.api_base, token_store,
                                   config.http_timeout)
-        log.info("WeChat channel ready (%s stores, customer-service API %s)",
-                 "Redis" if redis_client is not None else "memory", "on" if client else "off")
-        return cls(dedupe=dedupe, options=options, client=client, http=http, redis=redis_client)
+        kind = "Redis" if redis_client is not None else f"the file {state.path}" if state is not None else "memory"
+        log.info("WeChat channel ready (stores in %s, customer-service API %s)", kind, "on" if client else "off")
+        return cls(dedupe=dedupe, options=options, client=client, http=http, redis=redis_client, state=state)
 
     async def close(self) -> None:
-        """Close the HTTP session and the Redis connection pool."""
+        """Close the HTTP session, the Redis connection pool and the state file."""
         if self.http is not None:
             await self.http.close()
             self.http = None
@@ -122,3 +132,6 @@ class WeChatResources:
             await self.redis.close()
             await self.redis.connection_pool.disconnect()
             self.redis = None
+        if self.state is not None:
+            self.state.close()
+            self.state = None

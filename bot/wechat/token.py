@@ -3,7 +3,8 @@
 WeChat invalidates the previous token (after a short overlap) whenever a new one is fetched, so two
 fetchers racing each other make each other's tokens fail. Within a process an asyncio.Lock serialises
 fetches; with `RedisTokenStore` a Redis lock (SET NX PX) does the same across processes, and waiters
-re-read the store until the holder has saved the new token.
+re-read the store until the holder has saved the new token. Without Redis, `LocalTokenStore` does the same
+for the processes of one machine (Rasa workers, dispatcher, CLI) through its state file (bot/local_state.py).
 """
 
 from __future__ import annotations
@@ -13,15 +14,18 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Protocol, Tuple
 
+from bot.local_state import LocalState
 from bot.wechat.errors import WeChatError, WeChatUnavailable
 
 __all__ = [
     "shared_token_store",
     "AccessTokenManager",
+    "LocalTokenStore",
     "MemoryTokenStore",
     "RedisTokenStore",
     "StoredToken",
@@ -165,6 +169,61 @@ class RedisTokenStore:
         await self._client.eval(_COMPARE_AND_DELETE, 1, self._lock_key, lease)
 
 
+class LocalTokenStore:
+    """A token shared by the processes of this machine through its state file, with a `<key>:lock` fetch lock."""
+
+    def __init__(self, state: LocalState, key: str = "wechat:access_token", lock_ttl: float = 15.0) -> None:
+        """`lock_ttl` bounds how long a crashed fetcher can block others."""
+        self._state = state
+        self._key = key
+        self._lock_key = f"{key}:lock"
+        self._lock_ttl = lock_ttl
+
+    async def load(self) -> Optional[StoredToken]:
+        """The stored token, if any (an unreadable value counts as none)."""
+        raw = await asyncio.to_thread(self._state.get, self._key)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+            return StoredToken(str(data["value"]), float(data["expires_at"]), float(data["refresh_at"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring an unreadable access token record in the local state file")
+            return None
+
+    async def save(self, token: StoredToken, now: float) -> None:
+        """Store `token` until it expires."""
+        record = json.dumps({"value": token.value, "expires_at": token.expires_at, "refresh_at": token.refresh_at})
+        await asyncio.to_thread(self._state.set, self._key, record, max(0.001, token.expires_at - now))
+
+    async def discard(self, value: str) -> None:
+        """Forget the stored token if it is `value` (read and delete in one transaction)."""
+
+        def discard() -> None:
+            with self._state.transaction() as tx:
+                raw = tx.get(self._key)
+                if raw is None:
+                    return
+                try:
+                    if json.loads(raw).get("value") != value:
+                        return
+                except (ValueError, AttributeError):
+                    pass  # unreadable: delete it so the next get() fetches a good one
+                tx.delete(self._key)
+
+        await asyncio.to_thread(discard)
+
+    async def try_lock(self) -> Optional[str]:
+        """Take the fetch lock with a fresh lease unless another process holds it."""
+        lease = uuid.uuid4().hex
+        taken = await asyncio.to_thread(self._state.set, self._lock_key, lease, self._lock_ttl, nx=True)
+        return lease if taken else None
+
+    async def unlock(self, lease: str) -> None:
+        """Release the fetch lock if it still holds our lease."""
+        await asyncio.to_thread(self._state.delete, self._lock_key, lease)
+
+
 class AccessTokenManager:
     """Hands out the shared access token, fetching a new one (once, however many callers wait) when needed."""
 
@@ -237,11 +296,20 @@ class AccessTokenManager:
 
 
 @asynccontextmanager
-async def shared_token_store(redis_url: Optional[str], timeout: float) -> AsyncIterator[TokenStore]:
-    """The token store a process outside the Rasa server uses: Redis when configured, so every process shares
-    one token (a token fetched here would otherwise replace, and soon invalidate, the server's); else memory."""
+async def shared_token_store(redis_url: Optional[str], timeout: float,
+                             state_path: Optional[Path] = None) -> AsyncIterator[TokenStore]:
+    """The token store a process outside the Rasa server uses: Redis when configured, else the machine's state file
+    at `state_path` (Settings.local_state_path), so every process shares one token (a token fetched here would
+    otherwise replace, and soon invalidate, the server's); memory only when neither is given."""
     if not redis_url:
-        yield MemoryTokenStore()
+        if state_path is None:
+            yield MemoryTokenStore()
+            return
+        state = LocalState(state_path)
+        try:
+            yield LocalTokenStore(state)
+        finally:
+            state.close()
         return
     import redis.asyncio as aioredis
 
