@@ -18,12 +18,19 @@ a Rasa outside the series they were written for):
    event loop (Rasa's own `request` still does the call and its error handling), kept until the server
    stops (`rasa.core.run.close_resources`). Idle connections are dropped after 2 s, before the action
    server's Sanic drops them at 5 s, so a call does not go out on a connection the server is closing.
+3. `RasaModel.load` (rasa/utils/tensorflow/models.py), which DIET and the ResponseSelector use, builds the
+   model's variables by training it for one step (`fit`, which traces the whole training graph) and then
+   overwrites them with the stored weights: about two thirds of the server's start-up. For a model loaded
+   to predict (not to fine-tune), the stored weights are now restored as the one prediction Rasa already
+   makes creates the variables; every variable the prediction uses must be found in the file (else
+   Rasa's own load runs). Predictions are identical (tests/model/test_fast_load.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Text, Tuple
 
 if TYPE_CHECKING:
@@ -32,12 +39,15 @@ if TYPE_CHECKING:
     from rasa.core.actions.action import RemoteAction
     from rasa.utils.endpoints import EndpointConfig
 
+log = logging.getLogger(__name__)
+
 RASA_SERIES = "3.6."  # the Rasa releases these corrections were written against
 IDLE_CONNECTION_S = 2.0  # below Sanic's KEEP_ALIVE_TIMEOUT (5 s) on the action server
 
 _rasa_validate_action_result: Optional[Callable[["RemoteAction", Dict[Text, Any]], bool]] = None
 _rasa_remote_action_init: Optional[Callable[..., None]] = None
 _rasa_close_resources: Optional[Callable[..., Any]] = None
+_rasa_model_load: Optional[Callable[..., Any]] = None
 # (endpoint id, loop id) -> the endpoint and loop themselves (so neither id is reused) and their session
 _sessions: Dict[Tuple[int, int], Tuple["EndpointConfig", asyncio.AbstractEventLoop, "aiohttp.ClientSession"]] = {}
 
@@ -119,20 +129,50 @@ async def _close_resources(app: Any, loop: Any) -> None:
     await _rasa_close_resources(app, loop)
 
 
+def load_for_inference(cls: type, model_file_name: Text, model_data_example: Any, predict_data_example: Any = None,
+                       finetune_mode: bool = False, *args: Any, **kwargs: Any) -> Any:
+    """`RasaModel.load` without the training step when the model is loaded to predict."""
+    assert _rasa_model_load is not None  # installed together with this function
+    if finetune_mode or not predict_data_example:
+        return _rasa_model_load(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                                *args, **kwargs)
+    import tensorflow as tf
+    from rasa.utils.tensorflow.constants import LEARNING_RATE, RUN_EAGERLY
+
+    config = kwargs.get("config", {})
+    model = cls(*args, **kwargs)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.get(LEARNING_RATE, 0.001)),
+                  run_eagerly=config.get(RUN_EAGERLY))
+    restore = model.load_weights(model_file_name)  # deferred: each variable is restored as it is created
+    model.run_inference(predict_data_example)      # Rasa makes this prediction anyway, to trace the graph
+    try:
+        restore.assert_existing_objects_matched()
+    except AssertionError as exc:
+        log.warning("fast model load found variables missing from %s (%s); loading it Rasa's way",
+                    model_file_name, exc)
+        return _rasa_model_load(cls, model_file_name, model_data_example, predict_data_example, finetune_mode,
+                                *args, **kwargs)
+    restore.expect_partial()  # the optimizer's state is in the file too; predicting does not need it
+    return model
+
+
 def installed() -> bool:
     """True once `install` has put the corrections in place in this process."""
     from rasa.core.actions.action import RemoteAction
 
+    from rasa.utils.tensorflow.models import RasaModel
+
     return RemoteAction._validate_action_result is validate_action_result and \
-        RemoteAction.__init__ is _remote_action_init
+        RemoteAction.__init__ is _remote_action_init and RasaModel.load.__func__ is load_for_inference
 
 
 def install() -> None:
     """Put every correction in place (idempotent); refuses a Rasa release it was not written for."""
-    global _rasa_validate_action_result, _rasa_remote_action_init, _rasa_close_resources
+    global _rasa_validate_action_result, _rasa_remote_action_init, _rasa_close_resources, _rasa_model_load
     import rasa
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
+    from rasa.utils.tensorflow.models import RasaModel
 
     if not rasa.__version__.startswith(RASA_SERIES):
         raise RuntimeError(f"bot/rasa_boot.py corrects Rasa {RASA_SERIES}x, this is Rasa {rasa.__version__}: "
@@ -146,6 +186,8 @@ def install() -> None:
     # serve_application registers `close_resources` by its module-level name when the server starts.
     _rasa_close_resources = rasa.core.run.close_resources
     rasa.core.run.close_resources = _close_resources
+    _rasa_model_load = RasaModel.load.__func__
+    RasaModel.load = classmethod(load_for_inference)  # type: ignore[method-assign,assignment]
 
 
 def main() -> None:

@@ -97,3 +97,20 @@ def free_socket() -> socket.socket:
     sock.listen(100)
     sock.setblocking(False)
     return sock
+
+
+def undo_rasa_boot_after_test(monkeypatch: Any) -> None:
+    """Let a test call `bot.rasa_boot.install()`: everything it replaces is put back when the test ends."""
+    import rasa.core.run
+    from rasa.core.actions.action import RemoteAction
+    from rasa.utils.tensorflow.models import RasaModel
+
+    from bot import rasa_boot
+
+    monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction._validate_action_result)
+    monkeypatch.setattr(RemoteAction, "__init__", RemoteAction.__init__)
+    monkeypatch.setattr(rasa.core.run, "close_resources", rasa.core.run.close_resources)
+    monkeypatch.setattr(RasaModel, "load", RasaModel.__dict__["load"])
+    for name in ("_rasa_validate_action_result", "_rasa_remote_action_init", "_rasa_close_resources",
+                 "_rasa_model_load"):
+        monkeypatch.setattr(rasa_boot, name, None)

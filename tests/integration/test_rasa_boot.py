@@ -21,13 +21,14 @@ from rasa.shared.core.events import SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
+from rasa.utils.tensorflow.models import RasaModel
 from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, json as json_response
 
 from bot import rasa_boot
 from bot.config import PROJECT_ROOT
-from tests.helpers import serving
+from tests.helpers import serving, undo_rasa_boot_after_test
 
 # What the action server answers for a form turn: slots validated, the next slot requested, a question asked.
 FORM_TURN_REPLY = {
@@ -48,11 +49,7 @@ DRAFTS = [jsonschema.Draft3Validator, jsonschema.Draft4Validator, jsonschema.Dra
 @pytest.fixture
 async def corrections(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
     """The corrections installed as our Rasa process installs them; Rasa as shipped is back afterwards."""
-    monkeypatch.setattr(RemoteAction, "_validate_action_result", RemoteAction._validate_action_result)
-    monkeypatch.setattr(RemoteAction, "__init__", RemoteAction.__init__)
-    monkeypatch.setattr(rasa.core.run, "close_resources", rasa.core.run.close_resources)
-    for name in ("_rasa_validate_action_result", "_rasa_remote_action_init", "_rasa_close_resources"):
-        monkeypatch.setattr(rasa_boot, name, None)
+    undo_rasa_boot_after_test(monkeypatch)
     rasa_boot.response_validator.cache_clear()
     rasa_boot.install()
     yield
@@ -174,6 +171,7 @@ async def test_installing_twice_keeps_rasas_own_code_to_hand_over_to(corrections
     assert rasa_boot._rasa_validate_action_result is not rasa_boot.validate_action_result
     assert rasa_boot._rasa_remote_action_init is not rasa_boot._remote_action_init
     assert rasa_boot._rasa_close_resources is not rasa_boot._close_resources
+    assert rasa_boot._rasa_model_load is not rasa_boot.load_for_inference
 
 
 async def test_the_entry_point_installs_the_corrections_before_handing_the_command_line_to_rasa(
@@ -184,6 +182,7 @@ async def test_the_entry_point_installs_the_corrections_before_handing_the_comma
     monkeypatch.setattr(RemoteAction, "_validate_action_result", rasa_boot._rasa_validate_action_result)
     monkeypatch.setattr(RemoteAction, "__init__", rasa_boot._rasa_remote_action_init)
     monkeypatch.setattr(rasa.core.run, "close_resources", rasa_boot._rasa_close_resources)
+    monkeypatch.setattr(RasaModel, "load", classmethod(rasa_boot._rasa_model_load))
     monkeypatch.setattr(sys, "argv", ["bot/rasa_boot.py", "run", "--enable-api", "--port", "5005"])
     monkeypatch.setattr(rasa.__main__, "main", lambda: seen.append((rasa_boot.installed(), list(sys.argv))))
     rasa_boot.main()
