@@ -15,10 +15,12 @@ from sqlalchemy.orm import sessionmaker
 from actions import deps
 from actions.tickets import ActionSubmitFeedback, ActionSubmitTicket
 from bot.address import Address
-from bot.services import residents, routing, tickets
+from bot.config import Settings
+from bot.services import accounts, residents, routing, tickets
 from bot.services.lifecycle import Context
 from bot.store.db import migrate, unit_of_work
 from bot.store.models import ChatGroup, Notification, Resident, Ticket, VolunteerTeam
+from tests.console_kit import serve_console
 from tests.helpers import community_db, tracker, use_deps
 
 NIGHT = dt.datetime(2026, 11, 28, 15, 30)  # 23:30 in Tianjin
@@ -199,3 +201,33 @@ def test_the_migration_leaves_existing_tickets_residents_and_teams_unflagged(tmp
         assert conn.execute(text("SELECT vulnerability FROM residents")).scalar() == "[]"
         assert conn.execute(text("SELECT handles_help FROM volunteer_teams")).scalar() == 0
     engine.dispose()
+
+
+async def test_the_console_page_and_the_api_show_the_flag(tmp_path: Path, sqlite_url: str, clock) -> None:
+    factory = community_db(sqlite_url)
+    settings = Settings.from_env({"DATABASE_URL": sqlite_url, "HG_VAR_DIR": str(tmp_path),
+                                  "HG_CONSOLE_SECRET": "test-console-secret-0123456789",
+                                  "HG_CONSOLE_BASE_URL": "http://console.test", "HG_RASA_PORT": "9"})
+    flagged = tickets.open_ticket(factory, tickets.TicketRequest(
+        kind="leak", sender_id="rest:v", description=ALONE_AND_LAME, address=Address("吉利花园", 3, 2, 501),
+        contact_phone="13812345678"), now=clock()).number
+    plain = tickets.open_ticket(factory, tickets.TicketRequest(
+        kind="leak", sender_id="rest:w", description="厨房漏水", address=Address("吉利花园", 3, 2, 502),
+        contact_phone="13812345679"), now=clock()).number
+    async with serve_console(settings, factory, clock) as console:
+        browser = console.browser()
+        assert (await browser.login("zhouming")).status == 303
+        page = await browser.get(f"/tickets/{flagged}")
+        assert page.status == 200
+        assert "⚠ 独居，行动不便（一个人住、腿脚不好）" in page.text and "需关照" in page.text
+        assert 'id="vulnerability"' not in (await browser.get(f"/tickets/{plain}")).text
+        auth = {"Authorization": f"Bearer {accounts.issue_api_token(factory, 'zhouming')}"}
+        detail = (await browser.get(f"/api/tickets/{flagged}", headers=auth)).json()
+        assert detail["vulnerability"] == ["alone", "disabled"]
+        assert detail["vulnerability_label"] == "独居，行动不便"
+        assert detail["vulnerability_note"] == "一个人住、腿脚不好"
+        other = (await browser.get(f"/api/tickets/{plain}", headers=auth)).json()
+        assert (other["vulnerability"], other["vulnerability_label"], other["vulnerability_note"]) == ([], None, None)
+        doc = (await browser.get("/api/openapi.json")).json()
+        props = doc["components"]["schemas"]["TicketDetail"]["properties"]
+        assert props["vulnerability"]["items"]["enum"] == ["alone", "elderly", "disabled", "ill", "pregnant"]
