@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.services import accounts, residents, routing, tickets
 from bot.services.lifecycle import Context
 from bot.store.db import migrate, unit_of_work
-from bot.store.models import ChatGroup, Notification, Resident, Ticket, VolunteerTeam
+from bot.store.models import ChatGroup, Notification, Ticket, VolunteerTeam
 from tests.console_kit import serve_console
 from tests.helpers import community_db, tracker, use_deps
 
