@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Text, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
@@ -16,7 +16,7 @@ from bot import address as addr
 from bot import lifecycle as lc
 from bot import messages
 from bot.errors import HongguanjiaError, InvalidState, NotFound
-from bot.services import tickets
+from bot.services import routing, tickets
 from bot.services.lifecycle import Context
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,17 @@ def _ticket_number(tracker: Tracker) -> str:
 def _line(view: tickets.TicketView) -> str:
     return messages.ticket_line(view.number, view.kind, view.status, view.handler, view.created_at, view.address,
                               view.last_note)
+
+
+def _said_since_last_ticket(tracker: Tracker) -> Tuple[str, ...]:
+    """The resident's messages since the previous ticket (what they told us about themselves may be in any)."""
+    said: List[str] = []
+    for event in reversed(tracker.events):
+        if event.get("event") == "action" and event.get("name") in ("action_submit_ticket", "action_submit_feedback"):
+            break
+        if event.get("event") == "user" and event.get("text"):
+            said.append(event["text"])
+    return tuple(reversed(said[:tickets.MAX_SAID]))
 
 
 def _form_that_just_ended(tracker: Tracker) -> str:
@@ -64,7 +75,8 @@ class ActionSubmitTicket(Action):
         request = tickets.TicketRequest(
             kind=kind, sender_id=tracker.sender_id,
             description=tracker.get_slot("description") or tracker.latest_message.get("text") or "",
-            address=address, contact_phone=tracker.get_slot("phone"), facility=tracker.get_slot("facility"))
+            address=address, contact_phone=tracker.get_slot("phone"), facility=tracker.get_slot("facility"),
+            said=_said_since_last_ticket(tracker))
         try:
             view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now(),
                                           Context.from_settings(d.settings))
@@ -73,8 +85,7 @@ class ActionSubmitTicket(Action):
             dispatcher.utter_message(text=messages.TICKET_FAILED)
             return _reset()
         logger.info("ticket %s opened (%s/%s)", view.number, view.kind, view.priority)
-        dispatcher.utter_message(text=messages.ticket_receipt(
-            view.number, view.kind, view.priority, view.handler, view.water_pause))
+        dispatcher.utter_message(text=routing.reply(view.number, view.kind, view.priority, view.notified))
         return _reset()
 
 
@@ -95,8 +106,7 @@ class ActionSubmitFeedback(Action):
             logger.warning("feedback not filed for %s: %s", tracker.sender_id, exc.message)
             dispatcher.utter_message(text=messages.TICKET_FAILED)
             return []
-        dispatcher.utter_message(text=f"谢谢您的意见！已转给社区办公室，编号 {view.number}，"
-                                      "工作人员会认真研究并给您回复。")
+        dispatcher.utter_message(text=routing.reply(view.number, view.kind, view.priority, view.notified))
         return []
 
 

@@ -51,16 +51,34 @@ def address_problem(check: addr.AddressCheck, estate_names: Sequence[str]) -> st
     return text
 
 
-def ticket_receipt(number: str, kind: str, priority: str, handler: str, water_pause: bool) -> str:
-    """What the resident is told after a ticket is opened."""
+def ticket_receipt(number: str, kind: str, priority: str, groups: Sequence[str], people: Sequence[str], *,
+                   help_group: Optional[str] = None, night_staff: Sequence[str] = (),
+                   pause_group: Optional[str] = None) -> str:
+    """What the resident is told after a ticket is opened: exactly the groups and people that were told."""
     lines = [f"已为您登记{KIND_LABELS.get(kind, '工单')}，工单号：{number}。"]
     if priority == "urgent":
         lines.append("已按【紧急】处理，")
-    lines.append(f"已通知{handler}和物业管家群，工作人员会尽快电话联系您、上门处理。")
-    if water_pause:
-        lines.append("我们也已在楼栋群里提醒楼上邻居暂停用水，避免继续返水。")
+    who = "志愿者" if kind == "help" else "工作人员"
+    if groups:
+        reminded = f"，并已提醒{'、'.join(people)}" if people else ""
+        lines.append(f"已通知{'、'.join(groups)}{reminded}，{who}会尽快电话联系您"
+                     f"{'' if kind == 'help' else '、上门处理'}。")
+    else:
+        lines.append(f"社区{who}会尽快电话联系您。")
+    if help_group:
+        lines.append(f"您的情况我们也告诉了邻里互助志愿者（{help_group}），他们会多关照您。")
+    if night_staff:
+        lines.append(f"现在是夜间，已同时通知{'、'.join(night_staff)}。")
+    if pause_group:
+        lines.append(f"我们也已在{pause_group}里提醒楼上邻居暂停用水，避免继续返水。")
     lines.append("查询进度请回复“查进度”或发送工单号。")
     return "".join(lines)
+
+
+def feedback_receipt(number: str, groups: Sequence[str]) -> str:
+    """What the resident is told after a suggestion or complaint is filed."""
+    where = "、".join(groups) or "社区办公室"
+    return f"谢谢您的意见！已转给{where}，编号 {number}，工作人员会认真研究并给您回复。"
 
 
 def ticket_line(number: str, kind: str, status: str, handler: str, created: dt.datetime, address: str,
@@ -144,10 +162,19 @@ def escalation_card(number: str, kind: str, address: str, level: str, waited: st
             f"> 地址：{address or '（未提供）'}\n> 已等待：{waited}\n请立即处理：[打开工单]({link})")
 
 
-def night_duty_card(number: str, address: str, link: str) -> str:
-    """An urgent ticket at night, for the staff on the night roster."""
-    return (f'### <font color="warning">【夜间紧急】</font>工单 {number}\n> 地址：{address or "（未提供）"}\n'
-            f"网格长已收到通知；请值班人员留意并协助：[打开工单]({link})")
+def night_duty_card(number: str, address: str, link: str, flags: Sequence[str] = ()) -> str:
+    """An urgent ticket (or a vulnerable resident's leak) at night, for the staff on the night roster."""
+    lines = [f'### <font color="warning">【夜间紧急】</font>工单 {number}', f"> 地址：{address or '（未提供）'}"]
+    lines.extend(f'> <font color="warning">{flag}</font>' for flag in flags)
+    lines.append(f"网格长已收到通知；请值班人员留意并协助：[打开工单]({link})")
+    return "\n".join(lines)
+
+
+def vulnerable_resident_card(number: str, kind: str, address: str, situation: str, link: str) -> str:
+    """Tells the neighbourhood-help team that a vulnerable resident opened a ticket."""
+    return (f'### <font color="warning">⚠ 需关照的居民</font> {KIND_LABELS.get(kind, "工单")} {number}\n'
+            f"> 地址：{address or '（未提供）'}\n> 情况：{situation}\n"
+            f"工作人员已收到工单；请邻里互助志愿者联系居民，看看是否需要帮忙：[查看工单]({link})")
 
 
 # What residents are told as their ticket moves (WeChat customer-service or template messages).

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import Optional
 
-__all__ = ["TIANJIN_AREA_CODE", "is_valid_phone", "mask_phone", "normalize_phone"]
+__all__ = ["TIANJIN_AREA_CODE", "is_valid_phone", "mask_phone", "mask_phones_in", "normalize_phone"]
 
 TIANJIN_AREA_CODE = "022"
 
@@ -90,3 +90,11 @@ def mask_phone(p: str) -> str:
     if number.startswith(TIANJIN_AREA_CODE + "-"):
         return f"{TIANJIN_AREA_CODE}-****{number[-4:]}"
     return f"{number[:3]}****{number[-4:]}"
+
+
+_PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
+
+
+def mask_phones_in(text: str) -> str:
+    """Mask every mobile number inside free text (for group messages)."""
+    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)

@@ -31,6 +31,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import lifecycle as lc
+from bot import vulnerability as vul
 from bot.console import texts
 from bot.console.auth import public
 from bot.console.context import Console, console_of
@@ -244,7 +245,12 @@ SCHEMAS.update({
         "events": {"type": "array", "items": {"type": "object"}},
         "notifications": {"type": "array", "items": {"type": "object"}},
         "allowed_actions": {"type": "array", "items": {"type": "string", "enum": list(lc.STAFF_ACTIONS)}},
-        "assignable": {"type": "array", "items": {"type": "object"}}}},
+        "assignable": {"type": "array", "items": {"type": "object"}},
+        "vulnerability": {"type": "array", "description": "居民需关照的情况：alone 独居、elderly 老人、"
+                          "disabled 行动不便、ill 患病或术后、pregnant 孕妇",
+                          "items": {"type": "string", "enum": list(vul.KINDS)}},
+        "vulnerability_label": {**_TEXT_OR_NULL, "description": "如“独居老人，行动不便”"},
+        "vulnerability_note": {**_TEXT_OR_NULL, "description": "居民的原话，或“居民档案”（以前说过）"}}},
     "TicketActionRequest": {"type": "object", "additionalProperties": False, "properties": {
         "note": {**_TEXT_OR_NULL, "maxLength": lc.MAX_NOTE}, "assignee": _TEXT_OR_NULL,
         "eta": {**_TEXT_OR_NULL, "maxLength": 64}}},

@@ -108,9 +108,11 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
         for number in _span(g["buildings"]):
             session.query(Building).filter_by(estate_id=estate.id, number=number).update({"grid_id": grid.id})
 
+    help_team = data.get("help_team")
     for t in data["volunteer_teams"]:
         _upsert(session, VolunteerTeam, "number", int(t["number"]), colour=t["colour"], name=t["name"],
-                short=t["short"], lead=staff.get(t.get("lead")), group=groups.get(t.get("group")))
+                short=t["short"], lead=staff.get(t.get("lead")), group=groups.get(t.get("group")),
+                handles_help=help_team is not None and int(t["number"]) == int(help_team))
 
     # The roster is replaced as a whole: it is the file's, not edited row by row.
     session.query(DutyShift).delete(synchronize_session=False)

@@ -15,6 +15,7 @@ from sqlalchemy import case
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import lifecycle as lc
+from bot import vulnerability as vul
 from bot.address import Address
 from bot.config import EscalationSettings
 from bot.errors import InvalidInput
@@ -30,7 +31,8 @@ URGENCIES: Tuple[str, ...] = ("urgent", "normal")
 URGENCY_LABELS = {"urgent": "紧急", "normal": "普通"}
 NOTIFICATION_STATUS_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "undelivered": "未送达"}
 NOTIFICATION_PURPOSE_LABELS = {
-    "new_ticket": "新工单通知", "pause_water": "暂停用水提醒", "night_duty": "夜间值班通知", "assigned": "派单通知",
+    "new_ticket": "新工单通知", "pause_water": "暂停用水提醒", "night_duty": "夜间值班通知",
+    "vulnerable_resident": "需关照居民通知", "assigned": "派单通知",
     "returned": "退回通知", "reopened": "重新处理通知", "cancelled": "取消通知", "handoff": "转人工通知",
     "resident_assigned": "告知居民已派单", "resident_resolved": "告知居民已办结", "resident_returned": "告知居民已退回",
 }
@@ -157,6 +159,13 @@ class Detail:
     notifications: List[NotificationView]
     actions: Tuple[str, ...]
     assignable: List[Tuple[str, str]] = field(default_factory=list)  # (key, "网格员周明")
+    vulnerability: Tuple[str, ...] = ()  # bot/vulnerability.py kinds
+    vulnerability_note: str = ""  # the resident's words, or "居民档案"
+
+    @property
+    def vulnerability_label(self) -> str:
+        """"独居老人，行动不便", empty for a resident who said nothing of the kind."""
+        return vul.label(self.vulnerability)
 
     def as_json(self) -> Dict[str, Any]:
         """The detail as the API shows it (schema TicketDetail)."""
@@ -173,6 +182,8 @@ class Detail:
                                "created_at": _iso(n.created_at)} for n in self.notifications],
             "allowed_actions": list(self.actions),
             "assignable": [{"key": k, "label": label} for k, label in self.assignable],
+            "vulnerability": list(self.vulnerability), "vulnerability_label": self.vulnerability_label or None,
+            "vulnerability_note": self.vulnerability_note or None,
         })
         return out
 
@@ -277,7 +288,8 @@ def _detail(session: Session, actor: StaffActor, ticket: Ticket, now: dt.datetim
                   contact_name=ticket.contact_name or "", contact_phone=ticket.contact_phone or "",
                   resolution=ticket.resolution or "", rating=ticket.rating, rating_comment=ticket.rating_comment or "",
                   due_at=_local(ticket.due_at, timezone) if ticket.due_at else None, photos=photos, events=events,
-                  notifications=notes, actions=actions, assignable=people)
+                  notifications=notes, actions=actions, assignable=people,
+                  vulnerability=vul.ordered(ticket.vulnerability or []), vulnerability_note=ticket.vulnerability_note or "")
 
 
 def detail(factory: sessionmaker, actor_key: str, number: str, now: dt.datetime,

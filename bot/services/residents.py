@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,7 @@ class Profile:
     name: Optional[str]
     phone: Optional[str]
     address: Optional[Address]
+    vulnerability: Tuple[str, ...] = ()  # bot/vulnerability.py kinds the resident told us about
 
     @property
     def complete(self) -> bool:
@@ -46,6 +47,13 @@ def remember(session: Session, sender_id: str, *, name: Optional[str] = None, ph
     return resident
 
 
+def note_vulnerability(resident: Resident, kinds: Sequence[str]) -> None:
+    """Remember what the resident said about themselves (alone, elderly, …) for their next tickets."""
+    if list(resident.vulnerability or []) != list(kinds):
+        resident.vulnerability = list(kinds)
+        resident.updated_at = utcnow()
+
+
 def profile(factory: sessionmaker, sender_id: str) -> Optional[Profile]:
     """The stored profile of this sender, or None for a first-time resident."""
     with unit_of_work(factory) as session:
@@ -53,7 +61,7 @@ def profile(factory: sessionmaker, sender_id: str) -> Optional[Profile]:
         if r is None:
             return None
         addr = Address(r.community, r.building, r.unit, r.room) if r.building is not None else None
-        return Profile(name=r.name, phone=r.phone, address=addr)
+        return Profile(name=r.name, phone=r.phone, address=addr, vulnerability=tuple(r.vulnerability or ()))
 
 
 def record_unsubscribe(factory: sessionmaker, sender_id: str, now: Optional[dt.datetime] = None) -> None:

@@ -6,30 +6,35 @@ import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import lifecycle as lc
-from bot import messages
+from bot import vulnerability
 from bot.address import Address
 from bot.errors import InvalidInput, NotFound
-from bot.notify import outbox
-from bot.phone import mask_phone
-from bot.services import attachments, community, duty, residents
+from bot.phone import mask_phones_in
+from bot.services import attachments, community, residents, routing
 from bot.services.lifecycle import Context, resident_action
 from bot.store.db import unit_of_work
-from bot.store.models import ChatGroup, Grid, Staff, Ticket, TicketEvent, utcnow
+from bot.store.models import Resident, Ticket, TicketEvent, utcnow
 from bot.triage import needs_water_pause, priority_for
+
+__all__ = ["KINDS", "TicketRequest", "TicketView", "cancel", "find_ticket_number", "mask_phones_in", "open_ticket",
+           "ticket_of", "tickets_of"]
 
 KINDS = ("leak", "repair", "help", "feedback")
 # What a resident's "查进度" lists: everything not finished, and resolved tickets awaiting their word.
 LISTED_STATUSES = (*lc.ACTIVE, lc.RESOLVED)
 TICKET_NUMBER = re.compile(r"HG-\d{8}-\d{4}", re.IGNORECASE)
-_PHONE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)[\s-]?(\d{4})[\s-]?(\d{4})(?!\d)")
 MAX_DESCRIPTION = 1000
+MAX_SAID = 20  # earlier messages of the conversation read for signs of a vulnerable resident
+# Leaks and help requests are about the writer's own home; a repair is usually a shared facility seen by anyone.
+REMEMBERED_FROM = ("leak", "help")
+FROM_PROFILE = "居民档案"
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class TicketRequest:
     contact_name: Optional[str] = None
     contact_phone: Optional[str] = None
     facility: Optional[str] = None
+    said: Tuple[str, ...] = ()  # what else the resident wrote in this conversation (read for vulnerability only)
 
 
 @dataclass(frozen=True)
@@ -60,11 +66,8 @@ class TicketView:
     water_pause: bool = False
     attachments: int = 0  # photos attached when the ticket was opened (sent before it existed)
     last_note: Optional[str] = None
-
-
-def mask_phones_in(text: str) -> str:
-    """Mask every mobile number inside free text (for group messages)."""
-    return _PHONE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    vulnerability: Tuple[str, ...] = ()  # bot/vulnerability.py kinds
+    notified: Tuple[routing.Told, ...] = ()  # who was told when it was opened (only right after opening)
 
 
 def find_ticket_number(text: str) -> Optional[str]:
@@ -94,65 +97,25 @@ def _view(ticket: Ticket) -> TicketView:
         number=ticket.number, kind=ticket.kind, priority=ticket.priority, status=ticket.status,
         address=Address(ticket.community, ticket.building, ticket.unit, ticket.room).label(),
         description=ticket.description, handler=_handler_label(ticket), created_at=ticket.created_at,
-        water_pause=needs_water_pause(ticket.kind, ticket.description), last_note=ticket.last_note)
+        water_pause=needs_water_pause(ticket.kind, ticket.description), last_note=ticket.last_note,
+        vulnerability=vulnerability.ordered(ticket.vulnerability or []))
 
 
-def _office_group(session: Session) -> Optional[ChatGroup]:
-    return session.query(ChatGroup).filter_by(kind="office").order_by(ChatGroup.id).first()
-
-
-def _duty_staff(session: Session) -> List[Staff]:
-    return session.query(Staff).filter_by(on_duty=True).order_by(Staff.id).all()
-
-
-def _enqueue_for_new_ticket(session: Session, ticket: Ticket, building_group: Optional[ChatGroup],
-                            ctx: Context) -> List[str]:
-    """Queue the group messages for a new ticket; returns the names of the groups told."""
-    grid: Optional[Grid] = ticket.grid
-    leader = grid.leader if grid else None
-    link = ctx.ticket_link(ticket.number)
-    content = messages.ticket_card(
-        number=ticket.number, kind=ticket.kind, priority=ticket.priority,
-        address=_view(ticket).address or "（未提供）", grid=grid.name if grid else None,
-        contact=f"{ticket.contact_name or '居民'} {mask_phone(ticket.contact_phone) if ticket.contact_phone else ''}".strip(),
-        description=mask_phones_in(ticket.description), facility=ticket.facility, link=link)
-    mentions = [leader.wecom_userid] if leader is not None and leader.wecom_userid else []
-    targets: List[Optional[ChatGroup]] = []
-    if ticket.kind in ("leak", "repair"):
-        targets = [grid.property_group if grid else None, grid.group if grid else None]
-    elif ticket.kind == "help":
-        team_group = session.query(ChatGroup).filter_by(kind="team").order_by(ChatGroup.id).first()
-        targets = [team_group, grid.group if grid else None]
-    else:  # feedback
-        targets = [_office_group(session)]
-        mentions = [s.wecom_userid for s in _duty_staff(session) if s.wecom_userid]
-    if not any(targets):
-        targets = [_office_group(session)]
-    told: List[str] = []
-    seen = set()
-    for group in targets:
-        key = group.id if group is not None else None
-        if key in seen:
-            continue
-        seen.add(key)
-        outbox.enqueue(session, now=ticket.created_at, group=group, purpose="new_ticket", content=content,
-                       ticket_id=ticket.id, mentions=mentions)
-        told.append(group.name if group is not None else "未配置的群")
-    if needs_water_pause(ticket.kind, ticket.description) and ticket.building is not None:
-        outbox.enqueue(session, now=ticket.created_at, group=building_group, purpose="pause_water",
-                       content=messages.water_pause_notice(ticket.community or "", ticket.building, ticket.unit),
-                       ticket_id=ticket.id)
-        told.append(building_group.name if building_group is not None else "楼栋群（未配置）")
-    local = ctx.local(ticket.created_at)
-    if ticket.priority == "urgent" and duty.in_span(local, ctx.deadlines.night_start, ctx.deadlines.night_end):
-        night = duty.on_duty(session, local)
-        if night:
-            office = _office_group(session)
-            outbox.enqueue(session, now=ticket.created_at, group=office, purpose="night_duty", ticket_id=ticket.id,
-                           mentions=[s.wecom_userid for s in night if s.wecom_userid],
-                           content=messages.night_duty_card(ticket.number, _view(ticket).address, link))
-            told.append("夜间值班：" + "、".join(s.name for s in night))
-    return told
+def _vulnerability(session: Session, resident: Resident, kind: str, texts: Sequence[str]) -> Tuple[List[str], Optional[str]]:
+    """The ticket's vulnerability kinds and note, from what the resident wrote and their profile (updated here)."""
+    if kind == "feedback":  # suggestions speak of residents in general, not of the writer's home
+        return [], None
+    found = vulnerability.detect("\n".join(texts))
+    before = set(resident.vulnerability or [])
+    kinds = vulnerability.ordered((before | found.kinds) - found.denied)
+    if kind in REMEMBERED_FROM:
+        residents.note_vulnerability(resident, kinds)
+    if not kinds:
+        return [], None
+    note = "、".join(found.phrases)
+    if set(kinds) - found.kinds:
+        note = f"{note}；{FROM_PROFILE}" if note else FROM_PROFILE
+    return list(kinds), note[:200]
 
 
 def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "Asia/Shanghai",
@@ -175,6 +138,8 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
                 resident = residents.remember(session, request.sender_id, name=request.contact_name,
                                               phone=request.contact_phone,
                                               address=addr if addr.room is not None else None)
+                kinds, note = _vulnerability(session, resident, request.kind,
+                                             [description, *request.said[-MAX_SAID:]])
                 ticket = Ticket(
                     number=_next_number(session, local_day), kind=request.kind,
                     priority=priority_for(request.kind, description), status="open",
@@ -182,18 +147,19 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
                     building=addr.building, unit=addr.unit, room=addr.room, facility=request.facility,
                     description=description, contact_name=request.contact_name,
                     contact_phone=request.contact_phone, grid=building.grid if building else None,
-                    created_at=now, updated_at=now)
+                    vulnerability=kinds, vulnerability_note=note, created_at=now, updated_at=now)
                 session.add(ticket)
                 session.flush()
                 session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=f"resident:{request.sender_id}",
                                         kind="opened", detail=f"{ticket.kind}/{ticket.priority}",
                                         to_status=lc.OPEN))
                 photos = attachments.attach_pending(session, request.sender_id, ticket, now)
-                told = _enqueue_for_new_ticket(session, ticket, building.group if building else None, ctx)
+                recipients = routing.route(session, ticket, building.group if building else None, ctx)
+                told = routing.enqueue(session, ticket, recipients, now)
                 session.add(TicketEvent(ticket_id=ticket.id, at=now, actor="system", kind="notified",
-                                        detail="、".join(told)))
+                                        detail=routing.history_line(told)))
                 session.flush()
-                return dataclasses.replace(_view(ticket), attachments=photos)
+                return dataclasses.replace(_view(ticket), attachments=photos, notified=told)
         except IntegrityError:
             # Two tickets raced for the same number: take the next one.
             if attempt == 4:

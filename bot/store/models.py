@@ -161,6 +161,8 @@ class Resident(Base):
     last_inbound_at = Column(DateTime, nullable=True)
     # "退订提醒": no announcements until "恢复提醒".
     reminders_off = Column(Boolean, nullable=False, default=False)
+    # What the resident said about themselves (bot/vulnerability.py kinds: alone, elderly, …); kept for later tickets.
+    vulnerability = Column(JSON, nullable=False, default=list)
 
 
 class Ticket(Base):
@@ -197,6 +199,9 @@ class Ticket(Base):
     rating_comment = Column(Text, nullable=True)
     confirmed_at = Column(DateTime, nullable=True)
     reopened = Column(Integer, nullable=False, default=0)
+    # A vulnerable resident (bot/vulnerability.py kinds) and the words that showed it, or "居民档案" (the profile).
+    vulnerability = Column(JSON, nullable=False, default=list)
+    vulnerability_note = Column(String(200), nullable=True)
     grid = relationship("Grid")
     assignee = relationship("Staff")
     events = relationship("TicketEvent", back_populates="ticket", order_by="TicketEvent.id")
@@ -250,6 +255,8 @@ class VolunteerTeam(Base):
     short = Column(String(32), nullable=False)
     lead_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
     group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
+    # The neighbourhood-help team (community.yml `help_team`): help tickets and vulnerable residents reach its group.
+    handles_help = Column(Boolean, nullable=False, default=False)
     lead = relationship("Staff")
     group = relationship("ChatGroup")
 
