@@ -11,6 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
+from actions.conversation import hand_over
+from actions.tickets import FORM_SLOTS
 from bot import messages
 from bot import address as addr
 from bot import address_reply as addr_reply
@@ -91,9 +93,6 @@ class TicketFormSlots:
         events: List[Dict[Text, Any]] = await super().run(dispatcher, tracker, domain)  # type: ignore[misc]
         slots = _slot_events(events)
         if (slots.get("form_misses") or 0) >= MISSES_BEFORE_HANDOFF:
-            from actions.conversation import hand_over
-            from actions.tickets import FORM_SLOTS
-
             reset = [SlotSet(slot, None) for slot in FORM_SLOTS] + [SlotSet("requested_slot", None), ActiveLoop(None)]
             return reset + await hand_over(dispatcher, tracker, messages.HANDOFF_AFTER_MISSES)
         progress = any(name not in ("requested_slot", "form_misses") for name in slots)
