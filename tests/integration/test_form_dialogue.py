@@ -283,3 +283,16 @@ async def test_a_question_during_a_form_is_left_to_its_rule(d) -> None:
     await c.say("家里漏水了", intent="report_leak")
     await c.say("最近有义诊吗", intent="ask_clinic")
     assert c.rejected and not c.slots.get("form_misses")
+
+
+async def test_an_estate_named_in_the_report_is_not_asked_for_again(d) -> None:
+    c = Conversation("leak_form")
+    assert await c.say("吉利花园的下水道堵了，水往外冒", intent="report_leak") == "吉利花园，几号楼几单元几号？"
+
+
+async def test_a_part_taken_back_is_asked_for_again(d) -> None:
+    c = Conversation("leak_form")
+    await c.say("家里漏水了", intent="report_leak")
+    await c.say("吉利花园3号楼2单元")
+    assert await c.say("不是3号楼", intent="deny") == "吉利花园2单元，几号楼几号？"
+    assert await c.say("不对", intent="deny") == messages.ASK_ADDRESS  # which part is wrong is not said: start over
