@@ -29,11 +29,16 @@ class ActionHandoff(Action):
         return "action_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
-        d = deps.get()
-        await asyncio.to_thread(handoff.start, d.sessions, tracker.sender_id,
-                                tracker.latest_message.get("text") or "", f"{d.settings.console_base_url}/handoffs")
-        dispatcher.utter_message(text=messages.HANDOFF)
-        return [ConversationPaused()]
+        return await hand_over(dispatcher, tracker, messages.HANDOFF)
+
+
+async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> List[Dict]:
+    """Open a handoff for this conversation, tell the resident `text`, and pause the assistant."""
+    d = deps.get()
+    await asyncio.to_thread(handoff.start, d.sessions, tracker.sender_id,
+                            tracker.latest_message.get("text") or "", f"{d.settings.console_base_url}/handoffs")
+    dispatcher.utter_message(text=text)
+    return [ConversationPaused()]
 
 
 def _fallbacks_in_a_row(tracker: Tracker) -> int:

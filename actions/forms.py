@@ -6,19 +6,34 @@ import asyncio
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
+from actions.conversation import hand_over
+from actions.tickets import FORM_SLOTS
 from bot import messages
 from bot import address as addr
+from bot import address_reply as addr_reply
+from bot.address_reply import address_to_slot
 from bot.phone import mask_phone, normalize_phone
+from bot.profile_answer import read_profile_answer
 from bot.services import residents
 from bot.teams import match_team
 
 # Intents that interrupt a form; a rule answers them and the form resumes.
 INTERRUPTIONS = {"ask_clinic", "faq", "check_ticket", "cancel_ticket", "human_handoff", "bot_challenge"}
 MAX_NAME = 20
+# Answers in a row that do not fit the question: at the second the question comes with buttons,
+# at the third a person takes over.
+MISSES_BEFORE_BUTTONS = 2
+MISSES_BEFORE_HANDOFF = 3
+# What each ticket form needs of an address: (unit, room).
+ADDRESS_NEEDS = {"leak_form": (True, True), "help_form": (True, True), "repair_form": (False, False)}
+# Slots the validators keep between turns besides the form's own.
+BOOKKEEPING = ("address_parts", "form_misses")
+HANDOFF_BUTTON = {"title": "转人工", "payload": "/human_handoff"}
 
 
 def _text(tracker: Tracker) -> str:
@@ -29,15 +44,71 @@ def _intent(tracker: Tracker) -> str:
     return (tracker.latest_message.get("intent") or {}).get("name") or ""
 
 
+def _misses(tracker: Tracker) -> int:
+    value = tracker.get_slot("form_misses")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _missed(tracker: Tracker) -> Dict[Text, Any]:
+    """One more answer that did not fit the question."""
+    return {"form_misses": _misses(tracker) + 1}
+
+
+def _slot_events(events: List[Dict[Text, Any]]) -> Dict[Text, Any]:
+    return {e["name"]: e.get("value") for e in events if e.get("event") == "slot"}
+
+
 async def _profile(tracker: Tracker) -> Optional[residents.Profile]:
     return await asyncio.to_thread(residents.profile, deps.get().sessions, tracker.sender_id)
+
+
+async def _check(tracker: Tracker, parts: addr.Address, form: Optional[str]) -> addr.AddressCheck:
+    """Check partial or full address parts the way the form needs them (the profile's estate settles ties)."""
+    estates = await deps.get().estates()
+    profile = await _profile(tracker)
+    default = profile.address.community if profile and profile.address else None
+    unit, room = ADDRESS_NEEDS.get(form or "", (True, True))
+    return addr.BuildingDirectory(estates).check(parts, require_unit=unit, require_room=room,
+                                                 default_estate=default)
 
 
 class TicketFormSlots:
     """Shared slot logic of the ticket forms (a mixin: rasa_sdk registers every Action subclass)."""
 
-    require_unit = True
-    require_room = True
+    uses_address = True
+
+    @property
+    def require_unit(self) -> bool:
+        """Whether this form's address needs a unit."""
+        return ADDRESS_NEEDS.get(self.form_name(), (True, True))[0]  # type: ignore[attr-defined]
+
+    @property
+    def require_room(self) -> bool:
+        """Whether this form's address needs a room."""
+        return ADDRESS_NEEDS.get(self.form_name(), (True, True))[1]  # type: ignore[attr-defined]
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
+        """Validate as usual; count answers that do not fit, and hand over to a person after too many."""
+        before = _misses(tracker)
+        events: List[Dict[Text, Any]] = await super().run(dispatcher, tracker, domain)  # type: ignore[misc]
+        slots = _slot_events(events)
+        if (slots.get("form_misses") or 0) >= MISSES_BEFORE_HANDOFF:
+            reset = [SlotSet(slot, None) for slot in FORM_SLOTS] + [SlotSet("requested_slot", None), ActiveLoop(None)]
+            return reset + await hand_over(dispatcher, tracker, messages.HANDOFF_AFTER_MISSES)
+        progress = any(name not in ("requested_slot", "form_misses") for name in slots)
+        if before and "form_misses" not in slots and progress:
+            events.append(SlotSet("form_misses", None))
+        return events
+
+    async def get_validation_events(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                    domain: DomainDict) -> List[Dict]:
+        """Keep the bookkeeping slots an extractor set (rasa_sdk keeps only the form's own slots)."""
+        extracted = tracker.slots_to_validate()
+        events: List[Dict[Text, Any]] = await super().get_validation_events(  # type: ignore[misc]
+            dispatcher, tracker, domain)
+        validated = set(_slot_events(events))
+        kept = [SlotSet(k, v) for k, v in extracted.items() if k in BOOKKEEPING and k not in validated]
+        return kept + events
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> List[Text]:
@@ -57,17 +128,22 @@ class TicketFormSlots:
 
     async def extract_use_profile(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                   domain: DomainDict) -> Dict[Text, Any]:
-        """affirm/deny when asked whether to use the stored profile."""
-        if tracker.get_slot("requested_slot") != "use_profile":
+        """Yes, no, the stored details restated (yes) or changed in part (yes, with the change); else a miss."""
+        if tracker.get_slot("requested_slot") != "use_profile" or _intent(tracker) in INTERRUPTIONS:
             return {}
-        if _intent(tracker) == "affirm":
-            return {"use_profile": True}
-        if _intent(tracker) == "deny":
-            return {"use_profile": False}
-        if not addr.parse_address(_text(tracker), await deps.get().estates()).is_empty() or normalize_phone(_text(tracker)):
-            # The resident answered with new details instead of yes/no.
-            return {"use_profile": False}
-        return {}
+        profile = await _profile(tracker)
+        answer = read_profile_answer(
+            _text(tracker), _intent(tracker), await deps.get().estates(),
+            stored_address=profile.address if profile and self.uses_address else None,
+            stored_phone=profile.phone if profile else None, stored_name=profile.name if profile else None)
+        if answer.use is None:
+            return _missed(tracker)
+        filled: Dict[Text, Any] = {"use_profile": answer.use}
+        if answer.address is not None:
+            filled.update(address=answer.address.label(), address_parts=address_to_slot(answer.address))
+        if answer.phone:
+            filled["phone"] = answer.phone
+        return filled
 
     async def validate_use_profile(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                    domain: DomainDict) -> Dict[Text, Any]:
@@ -79,45 +155,82 @@ class TicketFormSlots:
         if profile is not None:
             if tracker.get_slot("address") is None and profile.address is not None:
                 filled["address"] = profile.address.label()
+                filled["address_parts"] = address_to_slot(profile.address)
             if tracker.get_slot("phone") is None and profile.phone:
                 filled["phone"] = profile.phone
         return filled
 
     async def extract_address(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                               domain: DomainDict) -> Dict[Text, Any]:
-        """The address from the message that asked for it, or one volunteered earlier."""
-        text = _text(tracker)
+        """Add what this message says to the address parts known so far, or correct one part."""
         requested = tracker.get_slot("requested_slot")
-        parsed = addr.parse_address(text, await deps.get().estates())
+        if requested == "use_profile":
+            return {}  # extract_use_profile reads the address in an answer to the profile question
+        text, intent = _text(tracker), _intent(tracker)
+        estates = await deps.get().estates()
+        form = (tracker.active_loop or {}).get("name")
+        parts = addr_reply.address_from_slot(tracker.get_slot("address_parts"))
         if requested == "address":
-            if _intent(tracker) in INTERRUPTIONS and parsed.building is None:
+            missing = addr_reply.missing_parts(parts, require_unit=self.require_unit, require_room=self.require_room)
+            reply = addr_reply.read_reply(text, estates, missing)
+            if intent in INTERRUPTIONS and reply.given.building is None:
                 return {}
-            return {"address": text}
-        if tracker.get_slot("address") is None and parsed.building is not None:
-            return {"address": text}
+            if reply.given.is_empty():
+                return await self._answer_without_parts(tracker, parts, reply, form)
+            merged = addr_reply.merge(parts, reply)
+            if merged == parts:
+                return _missed(tracker)
+            return {"address": merged.label(), "address_parts": address_to_slot(merged)}
+        reply = addr_reply.read_reply(text, estates)
+        if intent in INTERRUPTIONS and reply.given.building is None:
+            return {}
+        known = tracker.get_slot("address")
+        if known is not None:
+            # A correction after the address was taken ("不对，是4号楼"): replace only that part.
+            base = parts if not parts.is_empty() else addr.parse_address(known, estates)
+            merged = addr_reply.merge(base, reply)
+            if reply.is_empty() or merged == base:
+                return {}
+            return {"address": merged.label(), "address_parts": address_to_slot(merged)}
+        if reply.given.building is not None:
+            return {"address": reply.given.label(), "address_parts": address_to_slot(reply.given)}
+        if requested is None and reply.given.community is not None:
+            return {"address_parts": address_to_slot(reply.given)}  # "吉利花园的下水道堵了": ask only the rest
         return {}
+
+    async def _answer_without_parts(self, tracker: Tracker, parts: addr.Address, reply: addr_reply.AddressReply,
+                                    form: Optional[str]) -> Dict[Text, Any]:
+        """Yes to a suggested address takes it; "不对"/"不是" drops the part in question; anything else is a miss."""
+        check = await _check(tracker, parts, form)
+        suggestion = addr_reply.offered_suggestion(check)
+        if suggestion is not None and (_intent(tracker) == "affirm"):
+            return {"address": suggestion.label(), "address_parts": address_to_slot(suggestion)}
+        if (reply.correction or reply.retracted or _intent(tracker) == "deny") and not parts.is_empty():
+            wrong = WRONG_PART.get(check.problem or "")
+            kept = addr_reply.without(parts, reply.retracted or ([wrong] if wrong else addr_reply.PARTS))
+            return {"address": None, "address_parts": address_to_slot(kept)}
+        return _missed(tracker)
 
     async def validate_address(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> Dict[Text, Any]:
-        """Normalise and check the address; re-ask with a concrete hint and a suggestion."""
-        estates = await deps.get().estates()
-        directory = addr.BuildingDirectory(estates)
-        profile = await _profile(tracker)
-        default = profile.address.community if profile and profile.address else None
-        check = directory.check(addr.parse_address(str(value or ""), estates), require_unit=self.require_unit,
-                                require_room=self.require_room, default_estate=default)
-        if check.ok:
-            return {"address": check.address.label()}
-        dispatcher.utter_message(text=messages.address_problem(check, [e.name for e in estates]))
-        return {"address": None}
+        """Check the parts known so far; keep them when incomplete (the question asks only for the rest)."""
+        parts = addr_reply.address_from_slot(tracker.get_slot("address_parts"))
+        if parts.is_empty() and value:
+            parts = addr.parse_address(str(value), await deps.get().estates())
+        check = await _check(tracker, parts, self.form_name())  # type: ignore[attr-defined]
+        return {"address": check.address.label() if check.ok else None,
+                "address_parts": address_to_slot(check.address)}
 
     async def extract_phone(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                             domain: DomainDict) -> Dict[Text, Any]:
         """The phone from the message that asked for it, or one volunteered earlier."""
         text = _text(tracker)
         if tracker.get_slot("requested_slot") == "phone":
-            if _intent(tracker) in INTERRUPTIONS and normalize_phone(text) is None:
-                return {}
+            if normalize_phone(text) is None:
+                if _intent(tracker) in INTERRUPTIONS:
+                    return {}
+                if self.uses_address and not addr_reply.read_reply(text, await deps.get().estates()).is_empty():
+                    return {}  # an address correction, taken by extract_address
             return {"phone": text}
         if tracker.get_slot("phone") is None and normalize_phone(text):
             return {"phone": text}
@@ -125,12 +238,16 @@ class TicketFormSlots:
 
     async def validate_phone(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> Dict[Text, Any]:
-        """Accept mainland mobiles and Tianjin landlines; otherwise say what a number looks like."""
+        """Accept mainland mobiles and Tianjin landlines; otherwise the question says what a number looks like."""
         phone = normalize_phone(str(value or ""))
         if phone:
             return {"phone": phone}
-        dispatcher.utter_message(text=messages.INVALID_PHONE)
-        return {"phone": None}
+        return {"phone": None, **_missed(tracker)}
+
+
+# The part a "不对" refers to when the question named one.
+WRONG_PART = {addr.UNKNOWN_COMMUNITY: "community", addr.UNKNOWN_BUILDING: "building",
+              addr.UNKNOWN_UNIT: "unit", addr.UNKNOWN_ROOM: "room"}
 
 
 class ValidateLeakForm(TicketFormSlots, FormValidationAction):
@@ -150,15 +267,14 @@ class ValidateHelpForm(TicketFormSlots, FormValidationAction):
 class ValidateRepairForm(TicketFormSlots, FormValidationAction):
     """Repairs of shared facilities need only the estate and building."""
 
-    require_unit = False
-    require_room = False
-
     def name(self) -> Text:
         return "validate_repair_form"
 
 
 class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
     """Volunteer sign-up: team, name and phone (the stored name and phone may be confirmed)."""
+
+    uses_address = False
 
     def name(self) -> Text:
         return "validate_volunteer_form"
@@ -210,8 +326,7 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
         found = match_team(str(value or ""), teams)
         if found is not None:
             return {"team": found.name}
-        dispatcher.utter_message(text=messages.INVALID_TEAM)
-        return {"team": None}
+        return {"team": None, **_missed(tracker)}
 
     async def extract_contact_name(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                    domain: DomainDict) -> Dict[Text, Any]:
@@ -235,8 +350,18 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
             if phone and tracker.get_slot("phone") is None:
                 filled["phone"] = phone
             return filled
-        dispatcher.utter_message(text=messages.INVALID_NAME)
-        return {"contact_name": None}
+        return {"contact_name": None, **_missed(tracker)}
+
+
+def _miss_buttons(tracker: Tracker, buttons: List[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
+    """After repeated misses the question offers buttons, and a person."""
+    if _misses(tracker) >= MISSES_BEFORE_BUTTONS:
+        return buttons + [HANDOFF_BUTTON]
+    return buttons
+
+
+def _miss_note(tracker: Tracker) -> str:
+    return messages.OFFER_PERSON if _misses(tracker) >= MISSES_BEFORE_BUTTONS else ""
 
 
 class ActionAskUseProfile(Action):
@@ -258,9 +383,11 @@ class ActionAskUseProfile(Action):
             parts.append(f"地址：{profile.address.label()}")
         if tracker.get_slot("phone") is None and profile.phone:
             parts.append(f"电话：{mask_phone(profile.phone)}")
-        dispatcher.utter_message(
-            text="您之前登记过：" + "，".join(parts) + "。这次还用这些信息吗？",
-            buttons=[{"title": "是的，就用这个", "payload": "/affirm"}, {"title": "不是，重新填写", "payload": "/deny"}])
+        question = "您之前登记过：" + "，".join(parts) + "。这次还用这些信息吗？"
+        if _misses(tracker):
+            question = messages.PROFILE_NOT_UNDERSTOOD + question + messages.PROFILE_YES_OR_NO + _miss_note(tracker)
+        dispatcher.utter_message(text=question, buttons=_miss_buttons(tracker, [
+            {"title": "是的，就用这个", "payload": "/affirm"}, {"title": "不是，重新填写", "payload": "/deny"}]))
         return []
 
 
@@ -273,30 +400,54 @@ class ActionAskTeam(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
         teams = await deps.get().teams()
         lines = "\n".join(f"{t.number}. {t.name}" for t in teams)
-        dispatcher.utter_message(text=f"想加入哪支队伍？回复序号、颜色或队名都可以：\n{lines}")
+        head = messages.INVALID_TEAM if _misses(tracker) else "想加入哪支队伍？回复序号、颜色或队名都可以："
+        buttons = [{"title": t.name, "payload": str(t.number)} for t in teams]
+        dispatcher.utter_message(text=f"{head}\n{lines}" + _miss_note(tracker),
+                                 buttons=_miss_buttons(tracker, buttons) if _misses(tracker) else [])
         return []
 
 
 class ActionAskAddress(Action):
-    """Asks for the address: a home address, or only the building for a shared facility."""
+    """Asks only for what the address still lacks, repeating what is known (a home, or a building for repairs)."""
 
     def name(self) -> Text:
         return "action_ask_address"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
         form = (tracker.active_loop or {}).get("name")
-        dispatcher.utter_message(text=messages.ASK_REPAIR_ADDRESS if form == "repair_form" else messages.ASK_ADDRESS)
+        estates = await deps.get().estates()
+        parts = addr_reply.address_from_slot(tracker.get_slot("address_parts"))
+        check = await _check(tracker, parts, form)
+        unit, room = ADDRESS_NEEDS.get(form or "", (True, True))
+        question = messages.address_question(check, estates, require_unit=unit, require_room=room)
+        buttons: List[Dict[Text, Any]] = []
+        if addr_reply.offered_suggestion(check) is not None:
+            buttons = [{"title": "是的", "payload": "/affirm"}, {"title": "不是", "payload": "/deny"}]
+        elif check.problem == addr.AMBIGUOUS_COMMUNITY:
+            buttons = [{"title": name, "payload": name} for name in check.candidates]
+        elif check.address.community is None and _misses(tracker):
+            buttons = [{"title": e.name, "payload": e.name} for e in estates]
+        if _misses(tracker) and parts.is_empty():
+            question = messages.ADDRESS_NOT_UNDERSTOOD + question
+        dispatcher.utter_message(text=question + _miss_note(tracker), buttons=_miss_buttons(tracker, buttons))
         return []
 
 
 class ActionAskPhone(Action):
-    """Asks for a contact phone."""
+    """Asks for a contact phone, repeating the address just taken so that a wrong part can be corrected."""
 
     def name(self) -> Text:
         return "action_ask_phone"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
-        dispatcher.utter_message(text=messages.ASK_PHONE)
+        address = tracker.get_slot("address")
+        if _misses(tracker):
+            text = messages.INVALID_PHONE
+        elif address and (tracker.active_loop or {}).get("name") in ADDRESS_NEEDS:
+            text = messages.address_taken(address) + messages.ASK_PHONE
+        else:
+            text = messages.ASK_PHONE
+        dispatcher.utter_message(text=text + _miss_note(tracker), buttons=_miss_buttons(tracker, []))
         return []
 
 
@@ -307,5 +458,6 @@ class ActionAskContactName(Action):
         return "action_ask_contact_name"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
-        dispatcher.utter_message(text=messages.ASK_CONTACT_NAME)
+        text = messages.INVALID_NAME if _misses(tracker) else messages.ASK_CONTACT_NAME
+        dispatcher.utter_message(text=text + _miss_note(tracker), buttons=_miss_buttons(tracker, []))
         return []

@@ -22,7 +22,8 @@ from bot.services.lifecycle import Context
 logger = logging.getLogger(__name__)
 
 FORM_KINDS = {"leak_form": "leak", "repair_form": "repair", "help_form": "help"}
-FORM_SLOTS = ["use_profile", "address", "phone", "contact_name", "team", "description", "facility"]
+FORM_SLOTS = ["use_profile", "address", "address_parts", "phone", "contact_name", "team", "description", "facility",
+              "form_misses"]
 
 
 def _reset() -> List[Dict[Text, Any]]:

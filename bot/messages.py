@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Optional, Sequence
 
 from bot import address as addr
+from bot.address_reply import missing_parts, offered_suggestion
 
 KIND_LABELS = {"leak": "漏水报修", "repair": "设施报修", "help": "生活帮办", "feedback": "意见建议"}
 # How a resident sees each lifecycle state (bot/lifecycle.py has the staff's short labels).
@@ -28,27 +29,63 @@ HANDOFF = "好的，已通知社区值班工作人员，他们会在这里直接
 OFFER_HANDOFF = "还是没能理解，真抱歉。需要我帮您转接社区值班工作人员吗？回复“转人工”就行。"
 FALLBACK_OPTIONS = "抱歉，我没太明白。您是想办下面哪件事？点选或换个说法再说一次都可以："
 
-ADDRESS_HINTS = {
-    addr.MISSING_BUILDING: "请告诉我具体是哪个小区、几号楼，例如：吉利花园3号楼2单元501。",
-    addr.MISSING_UNIT: "还差单元号，请补充几单元，例如：2单元501。",
-    addr.MISSING_ROOM: "还差门牌号，请补充房间号，例如：501室。",
-    addr.UNKNOWN_COMMUNITY: "没有找到这个小区。本社区有：{estates}。请再说一次地址。",
-    addr.UNKNOWN_BUILDING: "{community}没有{building}号楼。",
-    addr.UNKNOWN_UNIT: "{community}{building}号楼没有{unit}单元。",
-    addr.UNKNOWN_ROOM: "{community}{building}号楼没有{room}室。",
-    addr.AMBIGUOUS_COMMUNITY: "{candidates}都有这个楼号，请问是哪个小区？",
-}
+# Words for each missing part of an address in a question ("吉利花园5号楼，几单元几号？").
+_MISSING_WORDS = {"community": "哪个小区", "building": "几号楼", "unit": "几单元", "room": "几号"}
+ADDRESS_NOT_UNDERSTOOD = "抱歉，我没看出地址。"
+PROFILE_NOT_UNDERSTOOD = "抱歉，我没明白。"
+PROFILE_YES_OR_NO = "回复“是”就用这些信息，回复“不是”重新填写。"
+OFFER_PERSON = "也可以点“转人工”，请工作人员帮您。"
+HANDOFF_AFTER_MISSES = ("抱歉，我一直没弄明白，给您添麻烦了。已请社区值班工作人员来帮您，他们会在这里直接回复您，请稍等。"
+                        "工作人员处理期间，小助手先不说话了。")
 
 
-def address_problem(check: addr.AddressCheck, estate_names: Sequence[str]) -> str:
-    """Explain what is wrong with an address and suggest a valid one."""
+def _range(numbers: Sequence[int], unit: str) -> str:
+    """1..12 -> "1-12号楼"; gaps are listed."""
+    ordered = sorted(numbers)
+    if ordered and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}{unit}" if len(ordered) > 1 else f"{ordered[0]}{unit}"
+    return "、".join(f"{n}{unit}" for n in ordered)
+
+
+def address_taken(label: str) -> str:
+    """Repeats the address just taken, so that a wrong part can be corrected at once."""
+    return f"好的，地址是{label}（不对的话直接告诉我，比如“不对，是4号楼”）。"
+
+
+def address_question(check: addr.AddressCheck, estates: Sequence[addr.Estate], *, require_unit: bool,
+                     require_room: bool) -> str:
+    """One question for what the address still lacks, repeating what is known; a wrong part is named."""
     a = check.address
-    text = ADDRESS_HINTS.get(check.problem or "", "地址没有识别出来，请按“小区+楼号+单元+门牌号”再发一次。").format(
-        estates="、".join(estate_names), community=a.community or "", building=a.building,
-        unit=a.unit, room=a.room, candidates="、".join(check.candidates))
-    if check.suggestion is not None and not check.suggestion.is_empty():
-        text += f"您是不是指“{check.suggestion.label()}”？是的话请回复这个地址。"
-    return text
+    estate = next((e for e in estates if e.name == a.community), None)
+    known = a.label()
+    suggestion = offered_suggestion(check)
+    if check.problem == addr.AMBIGUOUS_COMMUNITY:
+        return f"{known}在{'、'.join(check.candidates)}都有，请问是哪个小区？"
+    if check.problem == addr.UNKNOWN_COMMUNITY:
+        if suggestion is not None:
+            return f"没有找到“{a.community}”这个小区，您说的是“{suggestion.label()}”吗？"
+        return f"没有找到“{a.community}”这个小区。本社区有：{'、'.join(e.name for e in estates)}，请问是哪个小区？"
+    if check.problem == addr.UNKNOWN_BUILDING:
+        if suggestion is not None:
+            return f"{a.community}没有{a.building}号楼，您说的是“{suggestion.label()}”吗？"
+        have = f"（有{_range(estate.buildings, '号楼')}）" if estate else ""
+        return f"{a.community}没有{a.building}号楼{have}，请问是几号楼？"
+    if check.problem == addr.UNKNOWN_UNIT:
+        have = f"（有{_range(range(1, estate.units + 1), '单元')}）" if estate else ""
+        return f"{a.community}{a.building}号楼没有{a.unit}单元{have}，请问是几单元？"
+    if check.problem == addr.UNKNOWN_ROOM:
+        have = f"（{estate.floors}层，每层{estate.rooms_per_floor}户，例如301）" if estate else ""
+        return f"{a.community}{a.building}号楼没有{a.room}室{have}，请问门牌号是多少？"
+    missing = missing_parts(a, require_unit=require_unit, require_room=require_room)
+    if a.is_empty() or not missing:
+        return ASK_REPAIR_ADDRESS if not (require_unit or require_room) else ASK_ADDRESS
+    if missing == ("room",):
+        ask = "门牌号是多少？"
+    elif missing == ("unit",):
+        ask = "是几单元？"
+    else:
+        ask = ("是" if missing[0] == "community" else "") + "".join(_MISSING_WORDS[p] for p in missing) + "？"
+    return f"{known}，{ask}"
 
 
 def ticket_receipt(number: str, kind: str, priority: str, groups: Sequence[str], people: Sequence[str], *,

@@ -167,3 +167,35 @@ def test_bad_input_gets_an_answer_and_writes_nothing_half_done(stack: Stack, ses
         after = (tickets, s.query(TicketEvent).count(), s.query(Notification).count())
     # A message alone never completes a form, so no ticket, event or notification may appear.
     assert after == before
+
+
+def test_an_address_in_pieces_and_a_correction_reach_the_ticket(stack: Stack, sessions) -> None:
+    sender = "e2e-pieces"
+    stack.say(sender, "洗衣机下水管堵了，阳台都是水")
+    assert _text(stack.say(sender, "吉利花园")) == "吉利花园，几号楼几单元几号？"
+    assert _text(stack.say(sender, "5号楼")) == "吉利花园5号楼，几单元几号？"
+    asked = stack.say(sender, "2单元301")
+    assert len(asked) == 1 and "吉利花园5号楼2单元301室" in _text(asked) and "电话" in _text(asked)
+    again = stack.say(sender, "不对，是4号楼")
+    assert len(again) == 1 and "吉利花园4号楼2单元301室" in _text(again) and messages.INVALID_PHONE not in _text(again)
+    receipt = _text(stack.say(sender, "13812345678"))
+    assert "工单号：HG-" in receipt
+    with unit_of_work(sessions) as s:
+        ticket = s.query(Ticket).filter_by(sender_id=rest_sender(sender)).one()
+        assert (ticket.community, ticket.building, ticket.unit, ticket.room) == ("吉利花园", 4, 2, 301)
+
+
+def test_answers_that_never_fit_the_question_reach_a_person_instead_of_a_loop(stack: Stack, sessions) -> None:
+    sender = "e2e-misses"
+    _open_ticket(sessions, rest_sender(sender), Address("吉利花园", 3, 2, 501), "13700002222")
+    with unit_of_work(sessions) as s:
+        before = s.query(Ticket).filter_by(sender_id=rest_sender(sender)).count()
+    assert "这次还用这些信息吗" in _text(stack.say(sender, "厨房水管漏了"))
+    first = _text(stack.say(sender, "我也不知道"))
+    assert "这次还用这些信息吗" in first and "请问您需要办理什么事" not in first
+    second = stack.say(sender, "哈哈哈")
+    assert "转人工" in [b["title"] for r in second for b in r.get("buttons", [])]
+    assert _text(stack.say(sender, "我不太懂")) == messages.HANDOFF_AFTER_MISSES
+    assert stack.say(sender, "有人吗") == []  # a person has the conversation now
+    with unit_of_work(sessions) as s:
+        assert s.query(Ticket).filter_by(sender_id=rest_sender(sender)).count() == before

@@ -8,7 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import deps
 from actions.community import ActionListClinics, ActionSubmitVolunteer
 from actions.conversation import ActionFallback, ActionHandoff
-from actions.forms import ValidateLeakForm, ValidateRepairForm, ValidateVolunteerForm
+from actions.forms import ActionAskAddress, ActionAskPhone, ValidateLeakForm, ValidateRepairForm, ValidateVolunteerForm
 from actions.tickets import ActionCancelTicket, ActionCheckTicket, ActionSubmitFeedback, ActionSubmitTicket
 from bot.store.db import unit_of_work
 from bot.store.models import Handoff, Notification, Ticket, TicketEvent, VolunteerRegistration
@@ -73,14 +73,17 @@ async def test_address_in_chinese_numerals_is_normalised(d) -> None:
     dispatcher = CollectingDispatcher()
     result = await ValidateLeakForm().validate_address("吉利花园三号楼二单元五零一室", dispatcher,
                                                        tracker("吉利花园三号楼二单元五零一室"), {})
-    assert result == {"address": "吉利花园3号楼2单元501室"}
+    assert result["address"] == "吉利花园3号楼2单元501室"
 
 
-async def test_address_that_does_not_exist_is_asked_again_with_a_suggestion(d) -> None:
+async def test_address_that_does_not_exist_is_kept_in_parts_and_asked_again_with_the_range(d) -> None:
     dispatcher = CollectingDispatcher()
     result = await ValidateLeakForm().validate_address("吉利花园15号楼2单元501", dispatcher,
                                                        tracker("吉利花园15号楼2单元501"), {})
-    assert result == {"address": None}
+    assert result["address"] is None and result["address_parts"]["building"] == 15
+    assert dispatcher.messages == []  # the question says what is wrong: one message, not a hint and a question
+    await ActionAskAddress().run(dispatcher, tracker("", slots=result, active_loop="leak_form"), {})
+    assert len(dispatcher.messages) == 1
     assert "没有15号楼" in _texts(dispatcher) and "12号楼" in _texts(dispatcher)
 
 
@@ -88,14 +91,16 @@ async def test_leak_address_needs_a_room_but_a_repair_does_not(d) -> None:
     dispatcher = CollectingDispatcher()
     leak = await ValidateLeakForm().validate_address("吉利花园3号楼", dispatcher, tracker("吉利花园3号楼"), {})
     repair = await ValidateRepairForm().validate_address("吉利花园3号楼", dispatcher, tracker("吉利花园3号楼"), {})
-    assert leak == {"address": None} and repair == {"address": "吉利花园3号楼"}
+    assert leak["address"] is None and repair["address"] == "吉利花园3号楼"
 
 
 @pytest.mark.parametrize("text", ["12345", "1381234567", "电话是多少", "021-12345678"])
 async def test_invalid_phone_is_asked_again_with_a_hint(d, text) -> None:
     dispatcher = CollectingDispatcher()
-    assert await ValidateLeakForm().validate_phone(text, dispatcher, tracker(text), {}) == {"phone": None}
-    assert "11位数字" in _texts(dispatcher)
+    result = await ValidateLeakForm().validate_phone(text, dispatcher, tracker(text), {})
+    assert result == {"phone": None, "form_misses": 1}
+    await ActionAskPhone().run(dispatcher, tracker(text, slots=result, active_loop="leak_form"), {})
+    assert len(dispatcher.messages) == 1 and "11位数字" in _texts(dispatcher)
 
 
 @pytest.mark.parametrize("text,expected", [("139 2000 1234", "13920001234"), ("022-23456789", "022-23456789")])
