@@ -28,6 +28,7 @@ NO_CLINICS = "近期还没有安排义诊。有新活动会在社区群里通知
 HANDOFF = "好的，已通知社区值班工作人员，他们会在这里直接回复您，请稍等。工作人员处理期间，小助手先不说话了。"
 OFFER_HANDOFF = "还是没能理解，真抱歉。需要我帮您转接社区值班工作人员吗？回复“转人工”就行。"
 FALLBACK_OPTIONS = "抱歉，我没太明白。您是想办下面哪件事？点选或换个说法再说一次都可以："
+WHAT_I_CAN_DO = "红管家能帮您办的是：报修漏水、设施报修、查义诊、报名志愿者、查工单进度、生活帮办和意见建议。"
 
 # Words for each missing part of an address in a question ("吉利花园5号楼，几单元几号？").
 _MISSING_WORDS = {"community": "哪个小区", "building": "几号楼", "unit": "几单元", "room": "几号"}

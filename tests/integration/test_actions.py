@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -9,7 +11,9 @@ from actions import deps
 from actions.community import ActionListClinics, ActionSubmitVolunteer
 from actions.conversation import ActionFallback, ActionHandoff
 from actions.forms import ActionAskAddress, ActionAskPhone, ValidateLeakForm, ValidateRepairForm, ValidateVolunteerForm
+from actions.referral import ActionOutOfScope
 from actions.tickets import ActionCancelTicket, ActionCheckTicket, ActionSubmitFeedback, ActionSubmitTicket
+from bot import messages
 from bot.store.db import unit_of_work
 from bot.store.models import Handoff, Notification, Ticket, TicketEvent, VolunteerRegistration
 from tests.helpers import tracker, use_deps
@@ -261,3 +265,24 @@ async def test_feedback_becomes_a_ticket_for_the_office(d) -> None:
         assert ticket.kind == "feedback"
         assert s.query(Notification).one().group.key == "office"
     assert ticket.number in _texts(dispatcher)
+
+
+async def test_out_of_scope_says_where_to_go_then_what_the_assistant_does(d) -> None:
+    dispatcher = CollectingDispatcher()
+    text = "您好，我想问一下今年的个人所得税专项附加扣除在哪里填，单位让我们自己弄"
+    events = await ActionOutOfScope().run(dispatcher, tracker(text, intent="out_of_scope"), {})
+    assert events == [] and len(dispatcher.messages) == 1
+    where, can_do = dispatcher.messages[0]["text"].split("\n")
+    assert "12366" in where and "个人所得税" in where
+    assert can_do == messages.WHAT_I_CAN_DO
+    with unit_of_work(d.sessions) as s:
+        assert s.query(Ticket).count() == 0 and s.query(Notification).count() == 0
+
+
+async def test_out_of_scope_answers_the_latest_message_not_an_earlier_one(d) -> None:
+    earlier = [{"event": "user", "text": "公积金怎么提取", "parse_data": {"intent": {"name": "out_of_scope"}}},
+               {"event": "action", "name": "action_out_of_scope"}]
+    dispatcher = CollectingDispatcher()
+    await ActionOutOfScope().run(dispatcher, tracker("给我讲个笑话吧", intent="out_of_scope", events=earlier), {})
+    reply = _texts(dispatcher)
+    assert "12329" not in reply and not re.search(r"\d{3,}", reply) and messages.WHAT_I_CAN_DO in reply
