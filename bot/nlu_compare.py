@@ -153,8 +153,9 @@ async def parse():
     for text in texts:
         r = await agent.parse_message(text)
         ranking = [i["name"] for i in r.get("intent_ranking") or [] if i["name"] != "nlu_fallback"]
-        out.append({"served": r["intent"]["name"], "confidence": r["intent"].get("confidence") or 0.0,
-                    "top": ranking[0] if ranking else r["intent"]["name"]})
+        out.append({"served": r["intent"]["name"], "confidence": round(r["intent"].get("confidence") or 0.0, 5),
+                    "top": ranking[0] if ranking else r["intent"]["name"],
+                    "ranking": [[i["name"], round(i["confidence"], 5)] for i in r.get("intent_ranking", [])[:3]]})
     return out
 
 print("\nPARSED " + json.dumps(asyncio.run(parse()), ensure_ascii=False))
