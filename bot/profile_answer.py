@@ -17,6 +17,9 @@ _TRIM = re.compile(r"[\s，,。.！!？?~～、]+")
 _YES = {"是", "是的", "是滴", "对", "对的", "对对", "对对对", "没错", "嗯", "嗯嗯", "好", "好的", "行", "可以", "用",
         "就用这个", "用这个", "还用", "一样", "一样的", "没变", "没变化", "不变", "是的就用这个"}
 _NO = {"不", "不是", "不对", "不用", "不要", "换一个", "重新填写", "重新填", "重填", "变了", "不是重新填写"}
+# "I don't know / don't understand" is not a no, whatever the NLU makes of it (the model may say deny): a miss,
+# so the resident is helped (buttons, then a person) instead of losing the stored details.
+_UNSURE = re.compile(r"不知道|不清楚|不晓得|不懂|不明白|不太懂|不确定|说不好|搞不清|啥意思|什么意思")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ def read_profile_answer(text: str, intent: str, estates: Sequence[Estate], *, st
         return ProfileAnswer(True)  # restated the stored phone or address
     if stored_name and stored_name in compact:
         return ProfileAnswer(True)  # typed the stored name again
+    if _UNSURE.search(compact):
+        return ProfileAnswer(None)
     if intent == "deny" or reply.correction:
         return ProfileAnswer(False)
     return ProfileAnswer(None)

@@ -202,5 +202,11 @@ def test_an_answer_that_fits_nothing_is_a_miss(text: str) -> None:
     assert _answer(text).use is None
 
 
+@pytest.mark.parametrize("text", ["我也不知道", "不清楚", "我不太懂", "啥意思？"])
+@pytest.mark.parametrize("intent", ["deny", "nlu_fallback", "inform"])
+def test_not_knowing_is_a_miss_even_when_the_nlu_says_no(text: str, intent: str) -> None:
+    assert _answer(text, intent).use is None
+
+
 def test_another_name_is_not_a_restatement() -> None:
     assert _answer("李华").use is None
