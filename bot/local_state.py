@@ -59,6 +59,21 @@ class StateTransaction:
         return cur.rowcount > 0
 
 
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL. Processes opening a new file at once can get "database is locked" here without
+    SQLite's busy handler being called, so retry until the busy timeout (the mode is stored in the file: once set by
+    any process, the others find it set)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class LocalState:
     """One SQLite file of expiring keys; safe to share between threads and processes (and across fork)."""
 
@@ -80,7 +95,7 @@ class LocalState:
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
+            _set_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(_SCHEMA)
             self._conn, self._pid = conn, os.getpid()

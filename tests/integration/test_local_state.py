@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import List, Tuple
 
+import pytest
+
 from bot.config import Settings
-from bot.local_state import LocalState
+from bot.local_state import LocalState, _set_wal
 from bot.wechat.dedupe import LocalDedupeStore, Outcome, wait_for_outcome
 from bot.wechat.options import LocalOptionStore
 from bot.wechat.render import Option
@@ -139,3 +142,29 @@ async def test_the_channel_uses_the_state_file_without_redis(tmp_path: Path) -> 
         assert not await LocalDedupeStore(LocalState(settings.local_state_path)).claim("k")
     finally:
         await resources.close()
+
+
+class _LockedTwice:
+    """A connection whose first two journal-mode switches fail the way a concurrent opener makes them fail."""
+
+    def __init__(self, error: str = "database is locked") -> None:
+        self.calls, self.error = 0, error
+
+    def execute(self, sql: str):
+        self.calls += 1
+        if self.calls <= 2:
+            raise sqlite3.OperationalError(self.error)
+        return None
+
+
+def test_switching_to_wal_retries_while_another_process_holds_the_file() -> None:
+    conn = _LockedTwice()
+    _set_wal(conn)  # type: ignore[arg-type]
+    assert conn.calls == 3
+
+
+def test_switching_to_wal_does_not_hide_other_errors() -> None:
+    conn = _LockedTwice("disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _set_wal(conn)  # type: ignore[arg-type]
+    assert conn.calls == 1
