@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from bot import nlu_data
 from bot.config import PROJECT_ROOT, rasa_env
 
 NLU_DIR = PROJECT_ROOT / "data" / "nlu"
@@ -39,7 +39,6 @@ SEED = 42
 FALLBACK = "nlu_fallback"
 # Components left out of the cross-validation pipeline (they do not change DIET's intent).
 CV_SKIPPED = ("ResponseSelector", "FallbackClassifier")
-_MARKUP = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
 
 @dataclass(frozen=True)
@@ -66,18 +65,9 @@ def score(truth: Sequence[str], predicted: Sequence[str]) -> Scores:
 # --- data -------------------------------------------------------------------------------------------
 
 def plain_examples(path: Path) -> List[Tuple[str, str]]:
-    """(text without entity markup, intent) for every example in a file or a folder of NLU files;
-    retrieval intents count as their base intent (faq/office_hours → faq)."""
-    files = [path] if path.is_file() else sorted(path.glob("*.yml"))
-    out: List[Tuple[str, str]] = []
-    for file in files:
-        for block in (yaml.safe_load(file.read_text(encoding="utf-8")) or {}).get("nlu", []):
-            if "intent" not in block:
-                continue
-            for line in str(block.get("examples", "")).splitlines():
-                if line.strip().startswith("- "):
-                    out.append((_MARKUP.sub(r"\1", line.strip()[2:]).strip(), block["intent"].split("/")[0]))
-    return out
+    """(text without entity markup, intent) for every example; retrieval intents count as their base
+    intent (faq/office_hours → faq)."""
+    return nlu_data.examples(path, base_intents=True)
 
 
 def _folds(intents: Sequence[str], k: int) -> List[List[int]]:
@@ -134,7 +124,7 @@ def _write_fold_data(test_indices: Sequence[int], target: Path) -> None:
 
     data = load_data(str(NLU_DIR))
     texts = {plain for plain, _ in (plain_examples(NLU_DIR)[i] for i in test_indices)}
-    kept = [m for m in data.training_examples if _MARKUP.sub(r"\1", m.get("text") or "").strip() not in texts]
+    kept = [m for m in data.training_examples if nlu_data.strip_markup(m.get("text") or "") not in texts]
     fold = TrainingData(training_examples=kept, entity_synonyms=data.entity_synonyms,
                         regex_features=data.regex_features, lookup_tables=data.lookup_tables)
     target.write_text(fold.nlu_as_yaml(), encoding="utf-8")

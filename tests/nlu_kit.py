@@ -8,7 +8,9 @@ from typing import Any, Dict, Iterable, List, Optional, Set
 
 import yaml
 
+from bot import nlu_data
 from bot.config import PROJECT_ROOT
+from bot.nlu_data import norm  # noqa: F401  (re-exported for the tests)
 
 FORMAL_FILE = PROJECT_ROOT / "tests" / "nlu" / "heldout_formal.yml"
 TRAINING_NLU = PROJECT_ROOT / "data" / "nlu"
@@ -18,26 +20,9 @@ DOMAIN_FILE = PROJECT_ROOT / "domain.yml"
 # The action that turns a completed form into a ticket; a form whose completion runs it is a ticket form.
 SUBMIT_TICKET_ACTION = "action_submit_ticket"
 
-_MARKUP = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
-
-
 def nlu_examples(path: Path) -> Dict[str, List[str]]:
     """Example texts per intent of a Rasa NLU YAML file or folder, entity annotations removed."""
-    found: Dict[str, List[str]] = {}
-    files = [path] if path.is_file() else sorted(path.rglob("*.yml"))
-    for file in files:
-        for block in (yaml.safe_load(file.read_text(encoding="utf-8")) or {}).get("nlu", []) or []:
-            if "intent" not in block:
-                continue
-            lines = [line.strip()[2:].strip() for line in str(block.get("examples", "")).splitlines()
-                     if line.strip().startswith("- ")]
-            found.setdefault(block["intent"], []).extend(_MARKUP.sub(r"\1", line) for line in lines)
-    return found
-
-
-def norm(text: str) -> str:
-    """A message with whitespace, punctuation and case removed, for exact-match comparisons."""
-    return re.sub(r"[\s\W_]+", "", text).lower()
+    return nlu_data.examples_by_intent(path)
 
 
 def domain() -> Dict[str, Any]:

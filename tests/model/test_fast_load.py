@@ -7,20 +7,17 @@ loaded into one process predicts a few messages differently (4 of the 334 held-o
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-import yaml
 
 from bot.config import PROJECT_ROOT
+from bot.nlu_data import examples
 
 pytestmark = pytest.mark.slow
-
-ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
 PROBE = r"""
 import asyncio, json, sys, time
@@ -51,12 +48,7 @@ print(json.dumps({"seconds": seconds, "answers": answers, "fast": RasaModel.load
 
 
 def _heldout() -> List[str]:
-    texts = []
-    for block in yaml.safe_load((PROJECT_ROOT / "tests" / "nlu" / "heldout.yml").read_text(encoding="utf-8"))["nlu"]:
-        for line in str(block.get("examples", "")).splitlines():
-            if line.strip().startswith("- "):
-                texts.append(ANNOTATION.sub(r"\1", line.strip()[2:]))
-    return texts
+    return [text for text, _ in examples(PROJECT_ROOT / "tests" / "nlu" / "heldout.yml")]
 
 
 def _load_and_parse(how: str, model: Path, texts: List[str]) -> Dict[str, Any]:

@@ -5,39 +5,20 @@ from __future__ import annotations
 import re
 from collections import Counter
 from itertools import combinations
-from pathlib import Path
-from typing import Dict, List
 
 import pytest
 import yaml
 
 from bot.config import PROJECT_ROOT
+from bot.nlu_data import examples_by_intent, norm
 
 MIN_EXAMPLES = {intent: 60 for intent in (
     "report_leak", "request_repair", "ask_clinic", "volunteer_signup", "check_ticket", "request_help",
     "give_feedback", "human_handoff", "out_of_scope")}
 OTHER_INTENTS = ("greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "cancel_ticket", "inform")
 FAQ_SUBINTENTS = ("office_hours", "fire_safety", "medical_safety", "property_phone")
-_MARKUP = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
-
-
-def _examples(path: Path) -> Dict[str, List[str]]:
-    found: Dict[str, List[str]] = {}
-    files = [path] if path.is_file() else sorted(path.glob("*.yml"))
-    for file in files:
-        for block in (yaml.safe_load(file.read_text(encoding="utf-8")) or {}).get("nlu", []):
-            if "intent" in block:
-                lines = [line[2:].strip() for line in block["examples"].splitlines() if line.strip().startswith("- ")]
-                found.setdefault(block["intent"], []).extend(_MARKUP.sub(r"\1", line) for line in lines)
-    return found
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[\s\W_]+", "", text).lower()
-
-
-TRAIN = _examples(PROJECT_ROOT / "data" / "nlu")
-HELD_OUT = _examples(PROJECT_ROOT / "tests" / "nlu" / "heldout.yml")
+TRAIN = examples_by_intent(PROJECT_ROOT / "data" / "nlu")
+HELD_OUT = examples_by_intent(PROJECT_ROOT / "tests" / "nlu" / "heldout.yml")
 
 
 @pytest.mark.parametrize("intent", sorted(MIN_EXAMPLES))
@@ -56,12 +37,12 @@ def test_each_faq_subintent_has_at_least_12_examples(sub: str) -> None:
 
 
 def test_no_duplicate_training_examples_across_intents() -> None:
-    counts = Counter(_norm(text) for texts in TRAIN.values() for text in texts)
+    counts = Counter(norm(text) for texts in TRAIN.values() for text in texts)
     assert [t for t, n in counts.items() if n > 1] == []
 
 
 def _bigrams(text: str) -> set:
-    t = _norm(re.sub(r"\d+", "0", text))
+    t = norm(re.sub(r"\d+", "0", text))
     return {t[i:i + 2] for i in range(len(t) - 1)}
 
 
@@ -78,8 +59,8 @@ def test_no_near_duplicate_examples_within_an_intent() -> None:
 def test_held_out_file_has_at_least_150_messages_none_from_training() -> None:
     held = [t for texts in HELD_OUT.values() for t in texts]
     assert len(held) >= 150
-    training = {_norm(t) for texts in TRAIN.values() for t in texts}
-    assert [t for t in held if _norm(t) in training] == []
+    training = {norm(t) for texts in TRAIN.values() for t in texts}
+    assert [t for t in held if norm(t) in training] == []
 
 
 def test_held_out_file_covers_every_intent_of_the_domain() -> None:
