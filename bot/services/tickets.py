@@ -108,8 +108,8 @@ def _vulnerability(session: Session, resident: Resident, kind: str, texts: Seque
     found = vulnerability.detect("\n".join(texts))
     before = set(resident.vulnerability or [])
     kinds = vulnerability.ordered((before | found.kinds) - found.denied)
-    if kind in REMEMBERED_FROM:
-        residents.note_vulnerability(resident, kinds)
+    if kind in REMEMBERED_FROM:  # only what the writer said of themselves goes to their profile
+        residents.note_vulnerability(resident, vulnerability.ordered((before | found.own_kinds) - found.denied))
     if not kinds:
         return [], None
     note = "、".join(found.phrases)

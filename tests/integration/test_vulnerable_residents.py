@@ -135,6 +135,17 @@ async def test_a_repair_about_others_flags_the_ticket_but_is_not_remembered_on_t
     assert residents.profile(noon.sessions, "resident-v").vulnerability == ()
 
 
+async def test_a_leak_reported_for_a_neighbour_flags_the_ticket_and_leaves_the_writers_profile_alone(noon) -> None:
+    reply = await _submit("leak_form", "替楼上独居的王大爷反映，他腿脚不好，家里水管爆了水漫到楼道")
+    number = tickets.find_ticket_number(reply)
+    assert _ticket(noon.sessions, number).vulnerability == ["alone", "disabled"]
+    assert "vulnerable_resident:volunteers" in _cards(noon.sessions, number)
+    assert residents.profile(noon.sessions, "resident-v").vulnerability == ()
+    # the writer's own words in a later report still reach their profile
+    await _submit("leak_form", "我也是一个人住，我家卫生间也渗水了")
+    assert residents.profile(noon.sessions, "resident-v").vulnerability == ("alone",)
+
+
 async def test_feedback_is_never_flagged_and_names_the_office_group(noon) -> None:
     dispatcher = CollectingDispatcher()
     await ActionSubmitFeedback().run(dispatcher, tracker("建议每个单元都装个扶手，方便老人上楼", intent="give_feedback",
