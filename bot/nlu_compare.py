@@ -12,7 +12,10 @@ The baseline is fixed in advance, not tuned on any test file: TF-IDF over charac
 within words) and jieba words with the community dictionary, sublinear term frequency, and an
 L2-regularised logistic regression (C=10).
 
-    python -m bot.nlu_compare cv [--folds 3]            # cross-validation, both models
+    python -m bot.nlu_compare cv [--folds 3] [--fold N] [--config FILE]
+                                                        # cross-validation, both models (--fold: only
+                                                        # fold N, for a quick try; --config: another
+                                                        # pipeline than config.yml's, same folds)
     python -m bot.nlu_compare heldout FILE [FILE …]     # both models on held-out files
     python -m bot.nlu_compare report [--folds 3] [FILE …]  # both, written to reports/nlu_compare.json
 """
@@ -110,8 +113,8 @@ def baseline_predict(train: Sequence[Tuple[str, str]], texts: Sequence[str]) -> 
 
 # --- DIET -------------------------------------------------------------------------------------------
 
-def _cv_config(target: Path) -> None:
-    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
+def _cv_config(target: Path, source: Optional[Path] = None) -> None:
+    config = yaml.safe_load((source or PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
     config["pipeline"] = [c for c in config["pipeline"] if c["name"] not in CV_SKIPPED]
     config["policies"] = []
     target.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
@@ -162,9 +165,10 @@ def parse_with_model(model: Path, texts: Sequence[str]) -> List[Dict[str, object
     return json.loads(marker[-1][len("PARSED "):])
 
 
-def diet_fold_predict(test_indices: Sequence[int], texts: Sequence[str], work: Path) -> List[str]:
+def diet_fold_predict(test_indices: Sequence[int], texts: Sequence[str], work: Path,
+                      source_config: Optional[Path] = None) -> List[str]:
     config, data, out = work / "config.yml", work / "nlu.yml", work / "models"
-    _cv_config(config)
+    _cv_config(config, source_config)
     _write_fold_data(test_indices, data)
     cmd = [sys.executable, "-m", "rasa", "train", "nlu", "--config", str(config), "--nlu", str(data),
            "--out", str(out), "--fixed-model-name", "fold"]
@@ -177,22 +181,30 @@ def diet_fold_predict(test_indices: Sequence[int], texts: Sequence[str], work: P
 
 # --- the two comparisons ----------------------------------------------------------------------------
 
-def cross_validate(folds: int = 3, log=print) -> Dict[str, object]:
+def cross_validate(folds: int = 3, log=print, only_fold: Optional[int] = None,
+                   config: Optional[Path] = None) -> Dict[str, object]:
+    """Both models on the same stratified folds; ``only_fold`` (1-based) runs one of them, ``config`` trains
+    DIET with another pipeline than config.yml's."""
     examples = plain_examples(NLU_DIR)
     intents = [i for _, i in examples]
     truth: List[str] = []
     diet: List[str] = []
     base: List[str] = []
     for n, test in enumerate(_folds(intents, folds), 1):
+        if only_fold is not None and n != only_fold:
+            continue
         test_set = set(test)
         train = [e for j, e in enumerate(examples) if j not in test_set]
         texts = [examples[j][0] for j in test]
         truth += [examples[j][1] for j in test]
         base += baseline_predict(train, texts)
         with tempfile.TemporaryDirectory(prefix="hg-cv-") as tmp:
-            diet += diet_fold_predict(test, texts, Path(tmp))
+            diet += diet_fold_predict(test, texts, Path(tmp), config)
         log(f"cv: fold {n}/{folds} done ({len(test)} messages)")
-    return {"folds": folds, "examples": len(examples), "diet": score(truth, diet).as_dict(),
+    if not truth:
+        raise ValueError(f"there is no fold {only_fold} of {folds}")
+    return {"folds": folds, "only_fold": only_fold, "config": str(config or "config.yml"),
+            "examples": len(examples), "diet": score(truth, diet).as_dict(),
             "baseline": score(truth, base).as_dict()}
 
 
@@ -226,6 +238,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     cv = sub.add_parser("cv")
     cv.add_argument("--folds", type=int, default=3)
+    cv.add_argument("--fold", type=int, default=None, help="run only this fold (1-based)")
+    cv.add_argument("--config", type=Path, default=None, help="pipeline to train DIET with (default config.yml)")
     held = sub.add_parser("heldout")
     held.add_argument("files", nargs="+", type=Path)
     rep = sub.add_parser("report")
@@ -235,8 +249,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     report: Dict[str, object] = {}
     if args.command in ("cv", "report"):
-        report["cross_validation"] = cross_validate(args.folds, log=lambda m: print(m, file=sys.stderr))
-        print(_summary(f"cross-validation ({args.folds} folds)", report["cross_validation"]))  # type: ignore[arg-type]
+        only, config = getattr(args, "fold", None), getattr(args, "config", None)
+        report["cross_validation"] = cross_validate(args.folds, log=lambda m: print(m, file=sys.stderr),
+                                                    only_fold=only, config=config and config.resolve())
+        label = f"fold {only} of {args.folds}" if only else f"{args.folds} folds"
+        print(_summary(f"cross-validation ({label})", report["cross_validation"]))  # type: ignore[arg-type]
     files = list(getattr(args, "files", []) or [])
     if args.command == "report" and not files:
         files = sorted((PROJECT_ROOT / "tests" / "nlu").glob("heldout*.yml"))
