@@ -89,8 +89,8 @@ def read_reply(text: str, estates: Sequence[Estate], missing: Sequence[str] = ()
     kept = _NEGATED.sub("，", text)
     given = parse_address(kept, estates)
     correction = _CORRECTION.search(text) is not None
-    if given.is_empty() and not negated:
-        # "错了，502": a correction with a bare 3-4 digit number can only mean the room.
+    if given.is_empty():
+        # "错了，502" / "是502不是501": a correction with a bare 3-4 digit number can only mean the room.
         given = _bare_answer(_CORRECTION.sub("", kept), missing or (("room",) if correction else ()))
     wrong = parse_address("，".join(negated), estates) if negated else Address()
     retracted = frozenset(

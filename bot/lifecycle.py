@@ -47,6 +47,14 @@ WORKERS: FrozenSet[str] = frozenset(STAFF_ROLES)
 REOPEN_WINDOW = dt.timedelta(days=7)
 AUTO_CLOSE_AFTER = dt.timedelta(hours=72)
 MAX_NOTE = 1000
+# A resident may correct a ticket's address ("不对，是4号楼") soon after opening it, before work has started.
+CORRECTION_WINDOW = dt.timedelta(hours=2)
+CORRECTABLE: Tuple[str, ...] = (OPEN, ASSIGNED)
+
+
+def correctable(status: str, opened_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether the resident may still change this ticket's address."""
+    return status in CORRECTABLE and dt.timedelta(0) <= now - opened_at <= CORRECTION_WINDOW
 
 
 @dataclass(frozen=True)

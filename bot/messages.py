@@ -22,6 +22,8 @@ ASK_CONTACT_NAME = "请问怎么称呼您？报名需要您的姓名。"
 INVALID_PHONE = "这个号码好像不对。手机号是11位数字，座机请带区号（如022-23456789），请再发一次。"
 INVALID_TEAM = "没找到这支队伍。可以回复序号（1-7）、颜色（如“黄色”）或队名（如“邻里互助”）。"
 INVALID_NAME = "请告诉我您的姓名（不超过20个字），例如：王秀英。"
+# An address (or other detail) outside any form that corrects nothing.
+INFORM_WITHOUT_CONTEXT = "收到。请问您需要办理什么事呢？比如“报修”“查义诊”“报名志愿者”“查进度”。"
 TICKET_FAILED = "抱歉，系统刚才没能保存您的信息，什么都没有提交。请稍后再试，或回复“转人工”。"
 NO_OPEN_TICKETS = "您目前没有未办结的工单。需要报修的话直接告诉我哪里出了问题就行。"
 NO_CLINICS = "近期还没有安排义诊。有新活动会在社区群里通知，也可以过几天再来问我。"
@@ -162,6 +164,28 @@ def water_pause_notice(community: str, building: int, unit: Optional[int]) -> st
 def ticket_cancelled_card(number: str, address: str) -> str:
     """WeCom markdown telling staff a ticket was cancelled by the resident."""
     return f"### 工单已取消 {number}\n> 地址：{address or '（未提供）'}\n居民已自行取消，无需再上门。"
+
+
+def address_corrected_card(number: str, before: str, after: str, grid: Optional[str], link: str) -> str:
+    """WeCom markdown telling the groups that had a ticket that the resident corrected its address."""
+    lines = [f"### 工单地址更正 {number}", f"> 原地址：{before or '（未提供）'}",
+             f'> 新地址：<font color="warning">{after}</font>']
+    if grid:
+        lines.append(f"> 网格：{grid}")
+    lines.append(f"居民刚更正了地址，以新地址为准，此前的通知作废：[查看工单]({link})")
+    return "\n".join(lines)
+
+
+def address_corrected(number: str, address: str, groups: Sequence[str]) -> str:
+    """The resident's reply when their correction was taken."""
+    told = f"，已告知{'、'.join(groups)}" if groups else ""
+    return f"好的，工单 {number} 的地址已改为：{address}{told}。还有别的要改的，直接告诉我。"
+
+
+def address_not_corrected(number: str, address: str) -> str:
+    """The resident's reply when the corrected address is not one of the community's homes."""
+    return (f"工单 {number} 的地址没有改：没有找到“{address}”。请说完整的地址，"
+            "例如“不对，是吉利花园4号楼2单元301”，或回复“转人工”。")
 
 
 def volunteer_card(team: str, name: str, masked_phone: str) -> str:

@@ -32,7 +32,7 @@ URGENCY_LABELS = {"urgent": "紧急", "normal": "普通"}
 NOTIFICATION_STATUS_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "undelivered": "未送达"}
 NOTIFICATION_PURPOSE_LABELS = {
     "new_ticket": "新工单通知", "pause_water": "暂停用水提醒", "night_duty": "夜间值班通知",
-    "vulnerable_resident": "需关照居民通知", "assigned": "派单通知",
+    "vulnerable_resident": "需关照居民通知", "address_corrected": "地址更正通知", "assigned": "派单通知",
     "returned": "退回通知", "reopened": "重新处理通知", "cancelled": "取消通知", "handoff": "转人工通知",
     "resident_assigned": "告知居民已派单", "resident_resolved": "告知居民已办结", "resident_returned": "告知居民已退回",
 }

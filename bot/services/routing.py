@@ -16,10 +16,11 @@ from bot.notify import outbox
 from bot.phone import mask_phone, mask_phones_in
 from bot.services import duty
 from bot.services.lifecycle import Context
-from bot.store.models import ChatGroup, Grid, Staff, Ticket, VolunteerTeam
+from bot.store.models import ChatGroup, Grid, Notification, Staff, Ticket, VolunteerTeam
 from bot.triage import needs_water_pause
 
 NEW_TICKET, PAUSE_WATER, NIGHT_DUTY, VULNERABLE = "new_ticket", "pause_water", "night_duty", "vulnerable_resident"
+ADDRESS_CORRECTED = "address_corrected"
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,23 @@ def route(session: Session, ticket: Ticket, building_group: Optional[ChatGroup],
             recipients.append(Recipient(office_group(session), NIGHT_DUTY, messages.night_duty_card(
                 ticket.number, address, link, _flags(ticket)), ids, names))
     return recipients
+
+
+def rerouted(session: Session, ticket: Ticket, building_group: Optional[ChatGroup], before: str,
+             ctx: Context) -> List[Recipient]:
+    """The cards a corrected address sends: a correction to every group that had one of the ticket's cards, and
+    the new address's own cards to the groups it routes to that had none (the night roster, told once, is not
+    told again)."""
+    had = {n.group_id for n in session.query(Notification).filter_by(ticket_id=ticket.id, channel=outbox.WECOM_ROBOT)}
+    grid: Optional[Grid] = ticket.grid
+    card = messages.address_corrected_card(ticket.number, before, _address(ticket), grid.name if grid else None,
+                                           ctx.ticket_link(ticket.number))
+    mentions, people = _who([grid.leader if grid else None])
+    told_again = [Recipient(g, ADDRESS_CORRECTED, card, mentions, people)
+                  for g in session.query(ChatGroup).filter(ChatGroup.id.in_(had)).order_by(ChatGroup.id)]
+    fresh = [r for r in route(session, ticket, building_group, ctx)
+             if r.purpose != NIGHT_DUTY and (r.group.id if r.group is not None else None) not in had]
+    return told_again + fresh
 
 
 def enqueue(session: Session, ticket: Ticket, recipients: Sequence[Recipient], now: dt.datetime) -> Tuple[Told, ...]:

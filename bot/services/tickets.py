@@ -1,4 +1,4 @@
-"""Opening, listing and cancelling tickets; opening also writes the ticket's outbox rows."""
+"""Opening, listing, correcting and cancelling tickets; opening and correcting also write the outbox rows."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import lifecycle as lc
 from bot import vulnerability
 from bot.address import Address
-from bot.errors import InvalidInput, NotFound
+from bot.errors import InvalidInput, InvalidState, NotFound
 from bot.phone import mask_phones_in
 from bot.services import attachments, community, residents, routing
 from bot.services.lifecycle import Context, resident_action
@@ -23,8 +23,8 @@ from bot.store.db import unit_of_work
 from bot.store.models import Resident, Ticket, TicketEvent, utcnow
 from bot.triage import needs_water_pause, priority_for
 
-__all__ = ["KINDS", "TicketRequest", "TicketView", "cancel", "find_ticket_number", "mask_phones_in", "open_ticket",
-           "ticket_of", "tickets_of"]
+__all__ = ["KINDS", "TicketRequest", "TicketView", "cancel", "correct_address", "find_ticket_number", "mask_phones_in",
+           "open_ticket", "ticket_of", "tickets_of"]
 
 KINDS = ("leak", "repair", "help", "feedback")
 # What a resident's "查进度" lists: everything not finished, and resolved tickets awaiting their word.
@@ -190,3 +190,45 @@ def cancel(factory: sessionmaker, sender_id: str, number: str, now: Optional[dt.
     """Cancel one of the resident's unfinished tickets and tell the groups that had it."""
     resident_action(factory, sender_id, number, "cancel", ctx=ctx or Context(), now=now)
     return ticket_of(factory, sender_id, number)
+
+
+def correct_address(factory: sessionmaker, sender_id: str, number: str, address: Address,
+                    now: Optional[dt.datetime] = None, ctx: Optional[Context] = None) -> TicketView:
+    """Change the address of a ticket the resident just opened ("不对，是4号楼"), in one transaction: the ticket
+    moves to the grid of its new building, every group that had one of its cards is told of the correction, a
+    group the new address routes to that had none gets the ticket's card, and a profile that held the old
+    address holds the new one. NotFound for someone else's ticket; InvalidState once the window has passed or
+    work has started (lifecycle.correctable); InvalidInput for an address that is no home of the community or
+    that changes nothing."""
+    ctx = ctx or Context()
+    now = now or utcnow()
+    with unit_of_work(factory) as session:
+        ticket = session.query(Ticket).filter_by(number=number.upper()).one_or_none()
+        if ticket is None or ticket.sender_id != sender_id:
+            raise NotFound("no such ticket for this resident", number=number)
+        if not lc.correctable(ticket.status, ticket.created_at, now):
+            raise InvalidState("the ticket's address can no longer be corrected", status=ticket.status)
+        before = Address(ticket.community, ticket.building, ticket.unit, ticket.room)
+        if address == before:
+            raise InvalidInput("the corrected address is the same as before", field="address")
+        building = (community.building_for(session, address.community, address.building)
+                    if address.community and address.building is not None else None)
+        if building is None:
+            raise InvalidInput("the corrected address is not a building of the community", field="address")
+        resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
+        if resident is not None and before.room is not None and address.room is not None and \
+                Address(resident.community, resident.building, resident.unit, resident.room) == before:
+            residents.remember(session, sender_id, address=address)
+        ticket.community, ticket.building, ticket.unit, ticket.room = (address.community, address.building,
+                                                                      address.unit, address.room)
+        ticket.grid = building.grid
+        ticket.updated_at = now
+        session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=f"resident:{sender_id}", kind="corrected",
+                                detail=f"地址：{before.label() or '（未提供）'} → {address.label()}"))
+        session.flush()
+        told = routing.enqueue(session, ticket, routing.rerouted(session, ticket, building.group, before.label(), ctx),
+                               now)
+        session.add(TicketEvent(ticket_id=ticket.id, at=now, actor="system", kind="notified",
+                                detail=routing.history_line(told)))
+        session.flush()
+        return dataclasses.replace(_view(ticket), notified=told)

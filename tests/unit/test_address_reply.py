@@ -72,6 +72,8 @@ def test_a_wrong_estate_is_replaced_by_the_one_named() -> None:
 def test_a_correction_with_a_bare_room_number_means_the_room() -> None:
     assert read_reply("错了，502", ESTATES).given == Address(room=502)
     assert read_reply("错了，5", ESTATES).given.is_empty()
+    assert read_reply("是502不是501", ESTATES).given == Address(room=502)
+    assert merge(Address("吉利花园", 3, 2, 501), read_reply("错了，是502不是501", ESTATES)) == Address("吉利花园", 3, 2, 502)
 
 
 def test_no_correction_words_means_no_correction() -> None:
