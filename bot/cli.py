@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 from zoneinfo import ZoneInfo
 
-from bot.config import Settings
+from bot.config import PROJECT_ROOT, Settings
 
 
 def _today(settings: Settings) -> dt.date:
@@ -338,6 +338,42 @@ def cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_midnight(settings: Settings, day: dt.date) -> dt.datetime:
+    """The UTC time at which `day` starts in the community's timezone."""
+    start = dt.datetime.combine(day, dt.time(), ZoneInfo(settings.timezone))
+    return start.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def cmd_transcripts_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Residents' messages since a day, flagged, grouped and masked, written to a JSON file."""
+    from bot.runner import tracker_env
+    from bot.services import transcripts
+    from bot.store.db import make_engine, make_session_factory
+
+    since = _local_midnight(settings, args.since)
+    until = _local_midnight(settings, args.until + dt.timedelta(days=1)) if args.until else None
+    if until is not None and until <= since:
+        print("transcripts: --until is before --since", file=sys.stderr)
+        return 2
+    factory = make_session_factory(make_engine(settings.database_url))
+    report = transcripts.export(tracker_env(settings)["HG_TRACKER_URL"], factory, since, until,
+                                only_flagged=not args.all)
+    out = args.out or PROJECT_ROOT / "reports" / f"transcripts-{args.since.isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    flags = "，".join(f"{transcripts.FLAG_LABELS[f]} {n}" for f, n in report["flags"].items() if n) or "无"
+    print(f"transcripts: {report['messages']} 条居民消息，{report['flagged']} 条被标出（{flags}），"
+          f"{len(report['groups'])} 组 → {out}")
+    return 0
+
+
 def _safe_url(url: str) -> str:
     parsed = urllib.parse.urlsplit(url)
     if parsed.password:
@@ -395,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     token = staff.add_parser("token", help="print a new API bearer token for a staff member")
     token.add_argument("key", help="the staff member's key in community.yml")
     token.set_defaults(func=cmd_staff_token)
+    tr = sub.add_parser("transcripts", help="residents' messages for review").add_subparsers(
+        dest="transcripts_command", required=True)
+    exp = tr.add_parser("export", help="flagged messages since a day, grouped and masked, to a JSON file")
+    exp.add_argument("--since", type=_date, required=True, help="first day (YYYY-MM-DD, community time)")
+    exp.add_argument("--until", type=_date, default=None, help="last day, included (default: up to now)")
+    exp.add_argument("--out", type=Path, default=None, help="file to write (default reports/transcripts-<since>.json)")
+    exp.add_argument("--all", action="store_true", help="every message, not only the flagged ones")
+    exp.set_defaults(func=cmd_transcripts_export)
     chat = sub.add_parser("chat", help="talk to the running assistant")
     chat.add_argument("--sender", default="console-resident",
                       help="your REST sender; the conversation is stored as rest:<sender>")
