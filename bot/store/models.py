@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -404,3 +405,28 @@ class AnnouncementRecipient(Base):
     sender_id = Column(String(128), nullable=False)
     notification_id = Column(Integer, ForeignKey("notifications.id"), nullable=False)
     notification = relationship("Notification")
+
+
+class ReviewItem(Base):
+    """One group of residents' messages for an admin to label (bot/services/review.py): masked, never personal."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (UniqueConstraint("key", name="uq_review_items_key"),)
+    id = Column(Integer, primary_key=True)
+    key = Column(String(64), nullable=False)  # the normalised text's digest: one item per phrasing
+    text = Column(Text, nullable=False)  # masked
+    examples = Column(JSON, nullable=False, default=list)  # other phrasings of the group (masked)
+    suggestion = Column(String(64), nullable=False)  # the model's intent
+    confidence = Column(Float, nullable=False, default=0.0)
+    count = Column(Integer, nullable=False, default=1)
+    flags = Column(JSON, nullable=False, default=dict)
+    source = Column(String(200), nullable=False)  # where the messages came from (export window)
+    status = Column(String(16), nullable=False, default="pending")  # pending | accepted | ignored
+    intent = Column(String(64), nullable=True)
+    entities = Column(JSON, nullable=False, default=list)  # [{"entity": "community", "text": "吉利花园"}]
+    reviewer_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
+    reviewed_at = Column(DateTime, nullable=True)
+    version = Column(Integer, nullable=False, default=1)  # bumped by every change: a stale form is refused
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    updated_at = Column(DateTime, nullable=False, default=utcnow)
+    reviewer = relationship("Staff")
