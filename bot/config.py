@@ -148,6 +148,8 @@ class Settings:
     rest_token: Optional[str] = field(default=None, repr=False)
     # Rasa server worker processes (HG_RASA_WORKERS, passed on as SANIC_WORKERS); each loads the model.
     rasa_workers: int = 2
+    # Where the labels admins accept in the console's review are written (HG_REVIEWED_DIR); training reads it.
+    reviewed_dir: Path = PROJECT_ROOT / "data" / "nlu" / "reviewed"
 
     @property
     def local_state_path(self) -> Path:
@@ -210,6 +212,7 @@ class Settings:
             console_workers=max(1, _int(merged, "HG_CONSOLE_WORKERS", 2)),
             rest_token=merged.get("HG_REST_TOKEN") or None,
             rasa_workers=_workers(merged),
+            reviewed_dir=Path(merged.get("HG_REVIEWED_DIR") or PROJECT_ROOT / "data" / "nlu" / "reviewed"),
         )
 
 

@@ -22,6 +22,7 @@ from bot.console.context import Console
 from bot.console.failures import ConsoleErrorHandler
 from bot.console.handoffs import register_handoffs
 from bot.console.pages import register_pages
+from bot.console.review import register_review
 from bot.console.security import CookieSigner, console_secret
 from bot.console.views import make_templates
 from bot.services.accounts import AccountPolicy
@@ -71,5 +72,6 @@ def create_app(settings: Settings, *, session_factory: Optional[sessionmaker] = 
     register_pages(app)
     register_admin(app)
     register_handoffs(app)
+    register_review(app)
     api.register(app)
     return app

@@ -31,7 +31,7 @@ from sqlalchemy.orm import sessionmaker
 from bot import nlu_data
 from bot import pii
 from bot.config import PROJECT_ROOT
-from bot.errors import HongguanjiaError, InvalidInput, NotAllowed, NotFound
+from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
 from bot.services import transcripts
 from bot.services.scope import ADMIN_ROLES, actor_by_key
 from bot.store.db import unit_of_work
@@ -51,7 +51,7 @@ ENTITY_LABELS = {"community": "小区", "building": "楼号", "unit": "单元", 
                  "facility": "设施", "team": "志愿队", "specialty": "科室", "date": "日期", "ticket_id": "工单号"}
 
 
-class Conflict(HongguanjiaError):
+class Conflict(InvalidState):
     """Someone else decided the item first (or it changed since the page was loaded)."""
 
 

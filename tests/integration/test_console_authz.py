@@ -237,6 +237,8 @@ DESK_ROUTES: Tuple[Tuple[str, str, int], ...] = (
     ("POST /admin/clinics/999999/delete", "admin", 404),
     ("GET /admin/community/layout", "admin", 200),
     ("GET /admin/volunteers", "admin", 200),
+    ("GET /admin/review", "admin", 200),
+    ("POST /admin/review/999999", "admin", 400),  # no version on the form: refused before anything is looked up
     ("GET /api/admin/stats", "admin", 200),
     ("GET /api/admin/clinics", "admin", 200),
     ("POST /api/admin/clinics", "admin", 400),  # the body is not a clinic: only those who may add one learn that
