@@ -5,7 +5,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # Rasa must not send telemetry or error reports anywhere.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test test-fast validate train nlu-eval nlu-compare bench bench-staff lock clean
+.PHONY: setup run test test-fast validate train nlu-eval nlu-compare bench bench-staff bench-retrain lock clean
 
 setup:
 	@bash scripts/setup.sh
@@ -32,6 +32,10 @@ test-fast: setup
 # (reports/nlu_compare.json; trains three fold models, about 15 minutes on 2 cores).
 nlu-compare: setup
 	@$(PY) -m bot.nlu_compare report $(NLU_COMPARE_ARGS)
+
+# Retrain wall time on the shipped data: validate, train from scratch, gate beside the current model.
+bench-retrain: setup
+	@$(PY) -m bot model bench
 
 bench: setup
 	@$(PY) -m bot.bench $(BENCH_ARGS)

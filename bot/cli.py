@@ -374,6 +374,13 @@ def cmd_transcripts_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model(_settings: Settings, args: argparse.Namespace) -> int:
+    """Retrain and gate a model (bot/retrain.py), each step in processes of its own."""
+    from bot import retrain
+
+    return retrain.main(list(args.rest))
+
+
 def _safe_url(url: str) -> str:
     parsed = urllib.parse.urlsplit(url)
     if parsed.password:
@@ -439,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, default=None, help="file to write (default reports/transcripts-<since>.json)")
     exp.add_argument("--all", action="store_true", help="every message, not only the flagged ones")
     exp.set_defaults(func=cmd_transcripts_export)
+    model = sub.add_parser("model", help="retrain and gate: `model retrain --against MODEL`, `model gate C --against M`")
+    model.add_argument("rest", nargs=argparse.REMAINDER)
+    model.set_defaults(func=cmd_model)
     chat = sub.add_parser("chat", help="talk to the running assistant")
     chat.add_argument("--sender", default="console-resident",
                       help="your REST sender; the conversation is stored as rest:<sender>")

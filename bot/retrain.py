@@ -1,0 +1,217 @@
+"""Retrain and gate (DESIGN.md story 9): a candidate model is compared with the running one on the same held-out
+files and test stories, and may replace it only if it is no worse.
+
+    python -m bot model retrain --against MODEL          # validate, train, evaluate both, report, gate
+    python -m bot model gate CANDIDATE --against MODEL   # the evaluation and the gate for a trained model
+
+The report (`reports/retrain/<candidate>/report.json`, with `confusion.png`) holds, per held-out file, the
+intent macro-F1 and per-intent F1 of both models, the messages whose prediction changed, and the candidate's
+test-story result. The gate refuses when macro-F1 drops by more than `MAX_DROP` on any held-out file or when any
+test story fails. Training and evaluation each run in processes of their own, never in the console or the Rasa
+server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from bot import nlu_data
+from bot.config import PROJECT_ROOT, rasa_env
+from bot.nlu_compare import parse_with_model, score
+
+HELDOUT_FILES = tuple(sorted((PROJECT_ROOT / "tests" / "nlu").glob("heldout*.yml")))
+STORIES = PROJECT_ROOT / "tests" / "stories"
+REPORTS = PROJECT_ROOT / "reports" / "retrain"
+MAX_DROP = 0.01  # one point of intent macro-F1
+
+
+@dataclass
+class FileResult:
+    file: str
+    before: float
+    after: float
+    per_intent_before: Dict[str, float]
+    per_intent_after: Dict[str, float]
+    changed: List[Dict[str, str]]
+    truth: List[str] = field(default_factory=list)
+    predicted: List[str] = field(default_factory=list)  # the candidate's
+
+    @property
+    def drop(self) -> float:
+        return self.before - self.after
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    reasons: List[str] = field(default_factory=list)
+
+
+def verdict(files: Sequence[FileResult], stories_failed: int, stories_error: str = "") -> Verdict:
+    """Whether the candidate may be deployed, and if not, every reason why."""
+    reasons = [f"{f.file}: intent macro-F1 {f.before:.3f} → {f.after:.3f} (−{f.drop * 100:.1f} 点，超过 "
+               f"{MAX_DROP * 100:.0f} 点)" for f in files if f.drop > MAX_DROP + 1e-9]
+    if stories_failed:
+        reasons.append(f"测试对话有 {stories_failed} 个没通过")
+    if stories_error:
+        reasons.append(f"测试对话没能运行：{stories_error}")
+    return Verdict(not reasons, reasons)
+
+
+def compare_file(file: Path, before_model: Path, after_model: Path) -> FileResult:
+    """Both models on one held-out file, as the server serves them (the fallback counts as a miss)."""
+    examples = nlu_data.examples(file, base_intents=True)
+    texts, truth = [t for t, _ in examples], [i for _, i in examples]
+    before = [str(p["served"]) for p in parse_with_model(before_model, texts)]
+    after = [str(p["served"]) for p in parse_with_model(after_model, texts)] if after_model != before_model else before
+    s_before, s_after = score(truth, before), score(truth, after)
+    changed = [{"text": t, "expected": e, "before": b, "after": a}
+               for t, e, b, a in zip(texts, truth, before, after) if a != b]
+    name = str(file.relative_to(PROJECT_ROOT)) if file.is_relative_to(PROJECT_ROOT) else str(file)
+    return FileResult(name, s_before.macro_f1, s_after.macro_f1, s_before.per_intent, s_after.per_intent, changed,
+                      truth, after)
+
+
+def run_stories(model: Path, out: Path, stories: Path = STORIES) -> Tuple[int, str]:
+    """(failed stories, error) for the test stories on `model` (`rasa test core` in its own process)."""
+    result = subprocess.run([sys.executable, "-m", "rasa", "test", "core", "--model", str(model), "--stories",
+                             str(stories), "--out", str(out)], cwd=PROJECT_ROOT, env=rasa_env(),
+                            capture_output=True, text=True, timeout=1800)
+    failed_file = out / "failed_test_stories.yml"
+    if result.returncode != 0:
+        return 0, f"exit {result.returncode}: {result.stderr[-500:]}"
+    text = failed_file.read_text(encoding="utf-8") if failed_file.is_file() else ""
+    return sum(1 for line in text.splitlines() if line.startswith("- story:")), ""
+
+
+def confusion_png(truth: Sequence[str], predicted: Sequence[str], target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    labels = sorted(set(truth) | set(predicted))
+    fig, ax = plt.subplots(figsize=(11, 11))
+    ConfusionMatrixDisplay.from_predictions(truth, predicted, labels=labels, ax=ax, xticks_rotation="vertical",
+                                            colorbar=False)
+    fig.tight_layout()
+    fig.savefig(target, dpi=80)
+    plt.close(fig)
+
+
+def gate(candidate: Path, current: Path, files: Sequence[Path] = HELDOUT_FILES, stories: Path = STORIES,
+         out_dir: Optional[Path] = None, log: Callable[[str], None] = print) -> Dict[str, object]:
+    """Evaluate the candidate beside the current model and write the report; returns it."""
+    out = out_dir or REPORTS / candidate.name.replace(".tar.gz", "")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results = []
+    for file in files:
+        log(f"gate: {file.name} …")
+        results.append(compare_file(file, current, candidate))
+    log("gate: test stories …")
+    failed, error = run_stories(candidate, out / "stories", stories)
+    decided = verdict(results, failed, error)
+    truth = [t for r in results for t in r.truth]
+    predicted = [p for r in results for p in r.predicted]
+    if truth:
+        confusion_png(truth, predicted, out / "confusion.png")
+    report = {
+        "candidate": candidate.name, "current": current.name, "passed": decided.passed, "reasons": decided.reasons,
+        "max_drop": MAX_DROP, "stories_failed": failed, "stories_error": error or None,
+        "files": [{"file": r.file, "macro_f1_before": round(r.before, 4), "macro_f1_after": round(r.after, 4),
+                   "per_intent": {i: {"before": round(r.per_intent_before.get(i, 0.0), 3),
+                                      "after": round(r.per_intent_after.get(i, 0.0), 3)}
+                                  for i in sorted(set(r.per_intent_before) | set(r.per_intent_after))},
+                   "changed": r.changed} for r in results],
+        "confusion_matrix": "confusion.png" if truth else None,
+        "evaluation_seconds": round(time.monotonic() - started, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    return report
+
+
+def _validate() -> None:
+    result = subprocess.run([sys.executable, "-m", "rasa", "data", "validate", "--data", "data/nlu", "data/stories",
+                             "--domain", "domain.yml", "--config", "config.yml", "--fail-on-warnings"],
+                            cwd=PROJECT_ROOT, env=rasa_env(), capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        raise SystemExit(f"retrain: the training data does not validate:\n{(result.stdout + result.stderr)[-3000:]}")
+
+
+def _summary(report: Dict[str, object]) -> str:
+    lines = [f"gate: {'通过' if report['passed'] else '不通过'}（候选 {report['candidate']}，对比 {report['current']}）"]
+    for f in report["files"]:  # type: ignore[union-attr]
+        lines.append(f"  {f['file']}: macro-F1 {f['macro_f1_before']:.3f} → {f['macro_f1_after']:.3f}，"
+                     f"{len(f['changed'])} 句预测变了")
+    lines.append(f"  测试对话没通过：{report['stories_failed']}")
+    lines.extend(f"  原因：{r}" for r in report["reasons"])  # type: ignore[union-attr]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from bot.training import ensure_model
+
+    parser = argparse.ArgumentParser(prog="python -m bot model", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    re_ = sub.add_parser("retrain", help="validate, train, evaluate beside the current model, gate")
+    re_.add_argument("--against", type=Path, required=True, help="the running model")
+    g = sub.add_parser("gate", help="evaluate a trained candidate beside the current model")
+    g.add_argument("candidate", type=Path)
+    g.add_argument("--against", type=Path, required=True, help="the running model")
+    b = sub.add_parser("bench", help="time a retrain from scratch on the shipped data, and its gate")
+    b.add_argument("--against", type=Path, default=None, help="the running model (default: the current one)")
+    args = parser.parse_args(argv)
+    if args.command == "bench":
+        return _bench(args.against)
+    for model in filter(None, (args.against, getattr(args, "candidate", None))):
+        if not model.is_file():
+            print(f"retrain: no model at {model}", file=sys.stderr)
+            return 2
+    started = time.monotonic()
+    if args.command == "retrain":
+        _validate()
+        candidate = ensure_model(quiet=True)
+    else:
+        candidate = args.candidate
+    trained = time.monotonic()
+    report = gate(candidate.resolve(), args.against.resolve(), log=lambda m: print(m, file=sys.stderr))
+    print(_summary(report))
+    print(f"retrain: {trained - started:.0f} s validating and training, {time.monotonic() - trained:.0f} s "
+          f"evaluating; report in {REPORTS.relative_to(PROJECT_ROOT)}/{candidate.name.replace('.tar.gz', '')}/")
+    return 0 if report["passed"] else 1
+
+
+def _bench(against: Optional[Path]) -> int:
+    """`make bench-retrain`: validation and training from scratch into a scratch folder, then the gate."""
+    import tempfile
+
+    from bot.training import ensure_model
+
+    current = (against or ensure_model(quiet=True)).resolve()
+    with tempfile.TemporaryDirectory(prefix="hg-retrain-") as tmp:
+        started = time.monotonic()
+        _validate()
+        validated = time.monotonic()
+        candidate = ensure_model(models_dir=Path(tmp), quiet=True)
+        trained = time.monotonic()
+        report = gate(candidate, current, out_dir=REPORTS / "bench", log=lambda m: print(m, file=sys.stderr))
+        done = time.monotonic()
+    figures = {"validate_s": round(validated - started, 1), "train_s": round(trained - validated, 1),
+               "gate_s": round(done - trained, 1), "retrain_total_s": round(done - started, 1),
+               "target_total_s": 300, "passed": report["passed"], "reasons": report["reasons"]}
+    print(json.dumps(figures, ensure_ascii=False, indent=2))
+    print(f"retrain ≤ 5 min: {'met' if figures['retrain_total_s'] <= 300 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
