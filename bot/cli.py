@@ -147,7 +147,7 @@ def cmd_ticket_act(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.database_url)
     try:
         outcome = lifecycle.perform(make_session_factory(engine), args.staff, args.number, args.action,
-                                    note=args.note, assignee=args.assignee, eta=args.eta,
+                                    note=args.note, assignee=args.assignee, eta=args.eta, kind=args.kind,
                                     ctx=lifecycle.Context.from_settings(settings))
     except HongguanjiaError as exc:
         print(f"ticket: {exc.code}: {exc.message}", file=sys.stderr)
@@ -426,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--note", help="a note, a reason (return, reassign) or what was done (resolve)")
     act.add_argument("--assignee", help="staff key (assign, reassign)")
     act.add_argument("--eta", help="when they will come, told to the resident (accept, assign)")
+    act.add_argument("--kind", help="the ticket's new kind (retype): leak, repair, help or feedback")
     act.set_defaults(func=cmd_ticket_act)
     console = sub.add_parser("console", help="serve the staff console")
     console.add_argument("--port", type=int, help="port (default: HG_CONSOLE_PORT or 5010)")

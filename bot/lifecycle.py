@@ -5,6 +5,7 @@
         └────────── return ────────────┘  └─────────────────────┘                             ▼
         └──────────────────────────── reopen (resident, within 7 days of resolution) ◀── 已关闭 closed
     cancel (resident): open, assigned or in_progress ──▶ 已取消 cancelled
+    retype (leads): open, assigned or in_progress, state unchanged: the ticket's kind corrected
 
 `bot/services/lifecycle.py` applies these rules to the database; the console, the API, the CLI and the
 actions all go through it, so this table is the only place a rule lives.
@@ -69,6 +70,7 @@ class Transition:
     needs_note: bool = False  # a reason (return, reassign) or what was done (resolve)
     needs_assignee: bool = False  # names the staff member who takes the ticket
     holder_only: bool = False  # only the staff member holding the ticket, or a lead
+    needs_kind: bool = False  # names the ticket's new kind (retype)
 
 
 TRANSITIONS: Dict[str, Transition] = {t.action: t for t in (
@@ -82,6 +84,9 @@ TRANSITIONS: Dict[str, Transition] = {t.action: t for t in (
                holder_only=True),
     Transition("reassign", "转派", frozenset({ASSIGNED, IN_PROGRESS}), ASSIGNED, LEADS, needs_note=True,
                needs_assignee=True),
+    # The assistant filed it under the wrong kind (a leak that is a repair…): a lead corrects it, the ticket keeps
+    # its state; the admins' review counts these as misunderstandings (bot/services/transcripts.py).
+    Transition("retype", "改类型", frozenset(ACTIVE), None, LEADS, needs_kind=True),
     Transition("cancel", "取消", frozenset(ACTIVE), CANCELLED, frozenset({RESIDENT})),
     Transition("confirm", "确认办结", frozenset({RESOLVED}), CLOSED, frozenset({RESIDENT})),
     Transition("reopen", "重新处理", frozenset({RESOLVED, CLOSED}), OPEN, frozenset({RESIDENT})),

@@ -190,7 +190,8 @@ def ticket_action(call: ApiCall) -> Dict[str, Any]:
     body = call.body or {}
     outcome = lifecycle.perform(call.factory, _staff_key(call), call.params["number"], call.params["action"],
                                 note=body.get("note"), assignee=body.get("assignee"), eta=body.get("eta"),
-                                ctx=lifecycle.Context.from_settings(call.console.settings), now=call.now())
+                                kind=body.get("kind"), ctx=lifecycle.Context.from_settings(call.console.settings),
+                                now=call.now())
     return {"number": outcome.number, "action": outcome.action, "from_status": outcome.from_status,
             "status": outcome.status, "assignee": outcome.assignee}
 
@@ -253,7 +254,8 @@ SCHEMAS.update({
         "vulnerability_note": {**_TEXT_OR_NULL, "description": "居民的原话，或“居民档案”（以前说过）"}}},
     "TicketActionRequest": {"type": "object", "additionalProperties": False, "properties": {
         "note": {**_TEXT_OR_NULL, "maxLength": lc.MAX_NOTE}, "assignee": _TEXT_OR_NULL,
-        "eta": {**_TEXT_OR_NULL, "maxLength": 64}}},
+        "eta": {**_TEXT_OR_NULL, "maxLength": 64},
+        "kind": {**_TEXT_OR_NULL, "description": "改类型（retype）时的新类型：" + "、".join(f"{k} {v}" for k, v in queue.KIND_LABELS.items())}}},
     "Outcome": {"type": "object", "required": ["number", "action", "from_status", "status"], "properties": {
         "number": {"type": "string"}, "action": {"type": "string"},
         "from_status": {"type": "string"}, "status": {"type": "string"}, "assignee": _TEXT_OR_NULL}},

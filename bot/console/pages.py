@@ -22,6 +22,7 @@ from bot.console.context import console_of
 from bot.console.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next
 from bot.console.views import render
 from bot import lifecycle as lc
+from bot import messages
 from bot.errors import AccountLocked, AuthFailed, DeliveryError, InvalidInput
 from bot.rasa_api import RasaAPI, Turn, rasa_token
 from bot.services import accounts, lifecycle
@@ -109,7 +110,7 @@ async def home(request: Request) -> HTTPResponse:
 CONVERSATION_WINDOW = dt.timedelta(minutes=1)
 # (service field, action) → the label of the form field on the ticket page ("" : any action)
 FIELD_LABELS = {("note", "resolve"): "处理结果", ("note", "return"): "退回原因", ("note", "reassign"): "转派原因",
-                ("note", ""): "备注", ("assignee", ""): "负责人", ("eta", ""): "预计上门时间"}
+                ("note", ""): "备注", ("assignee", ""): "负责人", ("eta", ""): "预计上门时间", ("kind", ""): "新类型"}
 
 
 async def _conversation(request: Request, sender_id: str, created_at: dt.datetime) -> Optional[List[Turn]]:
@@ -133,7 +134,7 @@ async def ticket_page(request: Request, number: str) -> HTTPResponse:
     turns = await _conversation(request, found.sender_id, found.created_at_utc)
     done = request.args.get("done") or ""
     return render(request, "ticket.html", t=found, turns=turns, done=done if done in lc.STAFF_ACTIONS else "",
-                  labels={a: lc.TRANSITIONS[a].label for a in lc.STAFF_ACTIONS})
+                  labels={a: lc.TRANSITIONS[a].label for a in lc.STAFF_ACTIONS}, kinds=messages.KIND_LABELS)
 
 
 async def ticket_action(request: Request, number: str, action: str) -> HTTPResponse:
@@ -151,7 +152,8 @@ async def ticket_action(request: Request, number: str, action: str) -> HTTPRespo
     try:
         outcome = await console.run(lambda: lifecycle.perform(
             console.factory, me.key, number, action, note=field("note"), assignee=field("assignee"),
-            eta=field("eta"), ctx=lifecycle.Context.from_settings(console.settings), now=console.now()))
+            eta=field("eta"), kind=field("kind"), ctx=lifecycle.Context.from_settings(console.settings),
+            now=console.now()))
     except InvalidInput as exc:  # name the form's field as the page labels it
         label = FIELD_LABELS.get((exc.field or "", action)) or FIELD_LABELS.get((exc.field or "", ""))
         if label is None:

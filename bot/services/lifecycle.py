@@ -23,6 +23,7 @@ from bot.notify import outbox
 from bot.services.scope import StaffActor, actor_by_key, assignable, ticket_in_scope
 from bot.store.db import unit_of_work
 from bot.store.models import ChatGroup, Staff, Ticket, TicketEvent, utcnow
+from bot.triage import priority_for
 
 
 @dataclass(frozen=True)
@@ -117,18 +118,19 @@ def _pick_assignee(session: Session, ticket: Ticket, key: Optional[str]) -> Staf
 
 
 def perform(factory: sessionmaker, actor_key: str, number: str, action: str, *, note: Optional[str] = None,
-            assignee: Optional[str] = None, eta: Optional[str] = None, ctx: Context = Context(),
-            now: Optional[dt.datetime] = None) -> Outcome:
+            assignee: Optional[str] = None, eta: Optional[str] = None, kind: Optional[str] = None,
+            ctx: Context = Context(), now: Optional[dt.datetime] = None) -> Outcome:
     """A staff member takes `action` on ticket `number` (see bot/lifecycle.py for the rules)."""
     now = now or utcnow()
     with unit_of_work(factory) as session:
         actor = actor_by_key(session, actor_key)
         ticket = ticket_in_scope(session, actor, number)
-        return _perform(session, actor, ticket, action, _clean_note(note), assignee, _clean_note(eta)[:64], ctx, now)
+        return _perform(session, actor, ticket, action, _clean_note(note), assignee, _clean_note(eta)[:64], ctx, now,
+                        kind)
 
 
 def _perform(session: Session, actor: StaffActor, ticket: Ticket, action: str, note: str, assignee_key: Optional[str],
-             eta: str, ctx: Context, now: dt.datetime) -> Outcome:
+             eta: str, ctx: Context, now: dt.datetime, kind: Optional[str] = None) -> Outcome:
     t = lc.transition(action)
     holds = ticket.assignee_id == actor.id
     if not lc.may(action, actor.role, holds=holds):
@@ -138,6 +140,9 @@ def _perform(session: Session, actor: StaffActor, ticket: Ticket, action: str, n
     if t.needs_note and not note:
         raise InvalidInput("this action needs a note" if action == "note" else "please give a reason or what was done",
                            field="note", action=action)
+    if t.needs_kind and (kind not in messages.KIND_LABELS or kind == ticket.kind):
+        raise InvalidInput("choose the ticket's new kind" if kind != ticket.kind else "the ticket already has this kind",
+                           field="kind", action=action)
     previous = ticket.assignee
     if t.needs_assignee:
         new_holder = _pick_assignee(session, ticket, assignee_key)
@@ -164,6 +169,10 @@ def _perform(session: Session, actor: StaffActor, ticket: Ticket, action: str, n
             text = (messages.resident_reassigned if previous is not None else messages.resident_assigned)(
                 ticket.number, new_holder.name, _when(ctx, ticket, eta))
             _tell_resident(session, ticket, "resident_assigned", text, now)
+    elif action == "retype":
+        detail = f"类型：{messages.KIND_LABELS[ticket.kind]} → {messages.KIND_LABELS[kind]}"
+        ticket.kind, ticket.priority = kind, priority_for(kind, ticket.description)
+        _record(session, ticket, action, actor.label, before, f"{detail}（{note}）" if note else detail, now)
     elif action == "start":
         _record(session, ticket, action, actor.label, before, note, now)
     elif action == "note":

@@ -9,7 +9,9 @@ the intent and confidence the model gave it, and the actions that answered it. A
 - ``abandoned_form``: it was the last answer in a form that ended without a ticket (cancelled, or left open
   for longer than ``IDLE``);
 - ``rephrased``: the resident wrote much the same thing again right after it (they were not understood);
-- ``objection``: it says the assistant got it wrong ("不对", "没修好", "答非所问").
+- ``objection``: it says the assistant got it wrong ("不对", "没修好", "答非所问");
+- ``retyped``: it asked for a ticket whose kind a staff member later corrected in the console (the message
+  that started the ticket's form, the last one outside it before the ticket was opened).
 
 Near-duplicates (character n-gram similarity ≥ ``SIMILAR``) form one group, with a count and the model's
 most common prediction as the suggestion; groups are ordered worst first. Phones, ID numbers, plates and
@@ -33,15 +35,16 @@ from sqlalchemy.orm import sessionmaker
 from bot.config import PROJECT_ROOT
 from bot.pii import Masker
 from bot.store.db import unit_of_work
-from bot.store.models import Estate, Resident, Staff, Ticket
+from bot.store.models import Estate, Resident, Staff, Ticket, TicketEvent
 
 LOW_CONFIDENCE, FALLBACK, HANDOFF = "low_confidence", "fallback", "handoff"
-ABANDONED_FORM, REPHRASED, OBJECTION = "abandoned_form", "rephrased", "objection"
-FLAGS = (FALLBACK, LOW_CONFIDENCE, HANDOFF, ABANDONED_FORM, REPHRASED, OBJECTION)
+ABANDONED_FORM, REPHRASED, OBJECTION, RETYPED = "abandoned_form", "rephrased", "objection", "retyped"
+FLAGS = (FALLBACK, LOW_CONFIDENCE, HANDOFF, ABANDONED_FORM, REPHRASED, OBJECTION, RETYPED)
 FLAG_LABELS = {FALLBACK: "没听懂", LOW_CONFIDENCE: "把握低", HANDOFF: "转了人工", ABANDONED_FORM: "表单没填完",
-               REPHRASED: "居民换了说法", OBJECTION: "居民说不对"}
+               REPHRASED: "居民换了说法", OBJECTION: "居民说不对", RETYPED: "工作人员改了工单类型"}
 # How much each flag says the assistant went wrong (the order of the review list).
-WEIGHT = {FALLBACK: 3, OBJECTION: 3, REPHRASED: 2, ABANDONED_FORM: 2, HANDOFF: 1, LOW_CONFIDENCE: 1}
+WEIGHT = {FALLBACK: 3, OBJECTION: 3, RETYPED: 3, REPHRASED: 2, ABANDONED_FORM: 2, HANDOFF: 1, LOW_CONFIDENCE: 1}
+RETYPE_LOOKBACK = dt.timedelta(minutes=30)  # the message that asked for a retyped ticket came this soon before it
 
 FALLBACK_ACTIONS = ("action_fallback", "action_default_fallback", "action_two_stage_fallback")
 SUBMIT_ACTIONS = ("action_submit_ticket", "action_submit_volunteer", "action_submit_feedback")
@@ -207,6 +210,23 @@ def _abandoned(messages: List[Message]) -> None:
         messages[-1].flag(ABANDONED_FORM)
 
 
+def flag_retyped(messages: Sequence[Message], factory: sessionmaker) -> None:
+    """Flag the message behind each ticket whose kind staff corrected ("retype" in its history)."""
+    by_sender: Dict[str, List[Message]] = {}
+    for m in messages:
+        by_sender.setdefault(m.sender_id, []).append(m)
+    if not by_sender:
+        return
+    with unit_of_work(factory) as session:
+        retyped = (session.query(Ticket.sender_id, Ticket.created_at).join(TicketEvent)
+                   .filter(TicketEvent.kind == "retype", Ticket.sender_id.in_(list(by_sender))).distinct().all())
+    for sender_id, opened in retyped:
+        before = [m for m in by_sender[sender_id] if opened - RETYPE_LOOKBACK <= m.at <= opened]
+        asked = [m for m in before if m.in_form is None] or before
+        if asked:
+            asked[-1].flag(RETYPED)
+
+
 # --- grouping ---------------------------------------------------------------------------------------------
 
 def _grams(text: str) -> frozenset:
@@ -279,6 +299,7 @@ def export(tracker_url: str, factory: sessionmaker, since: dt.datetime, until: O
            only_flagged: bool = True) -> Dict[str, Any]:
     """What an export file holds: counts per flag and the candidate groups, every text masked."""
     messages = read_messages(tracker_url, since, until)
+    flag_retyped(messages, factory)
     groups = group(messages, community_masker(factory), only_flagged=only_flagged)
     flags = collections.Counter(f for m in messages for f in m.flags)
     return {"since": since.isoformat(timespec="seconds"), "until": until.isoformat(timespec="seconds") if until else None,
