@@ -48,6 +48,9 @@ WORKERS: FrozenSet[str] = frozenset(STAFF_ROLES)
 REOPEN_WINDOW = dt.timedelta(days=7)
 AUTO_CLOSE_AFTER = dt.timedelta(hours=72)
 MAX_NOTE = 1000
+# Who may clear what a resident's profile remembers about them being alone, elderly, ill… (a visit found it
+# no longer so); the ticket keeps what was said when it was opened.
+PROFILE_EDITORS: FrozenSet[str] = LEADS
 # A resident may correct a ticket's address ("不对，是4号楼") soon after opening it, before work has started.
 CORRECTION_WINDOW = dt.timedelta(hours=2)
 CORRECTABLE: Tuple[str, ...] = (OPEN, ASSIGNED)

@@ -25,7 +25,7 @@ from bot import lifecycle as lc
 from bot import messages
 from bot.errors import AccountLocked, AuthFailed, DeliveryError, InvalidInput
 from bot.rasa_api import RasaAPI, Turn, rasa_token
-from bot.services import accounts, lifecycle
+from bot.services import accounts, lifecycle, residents
 from bot.services import queue as ticket_queue
 
 logger = logging.getLogger(__name__)
@@ -133,8 +133,10 @@ async def ticket_page(request: Request, number: str) -> HTTPResponse:
                               console.settings.escalation, console.settings.timezone)
     turns = await _conversation(request, found.sender_id, found.created_at_utc)
     done = request.args.get("done") or ""
-    return render(request, "ticket.html", t=found, turns=turns, done=done if done in lc.STAFF_ACTIONS else "",
-                  labels={a: lc.TRANSITIONS[a].label for a in lc.STAFF_ACTIONS}, kinds=messages.KIND_LABELS)
+    return render(request, "ticket.html", t=found, turns=turns,
+                  done=done if done in lc.STAFF_ACTIONS or done == "profile" else "",
+                  labels={**{a: lc.TRANSITIONS[a].label for a in lc.STAFF_ACTIONS}, "profile": "清除居民档案的需关照标注"},
+                  kinds=messages.KIND_LABELS)
 
 
 async def ticket_action(request: Request, number: str, action: str) -> HTTPResponse:
@@ -166,6 +168,18 @@ async def ticket_action(request: Request, number: str, action: str) -> HTTPRespo
                                         now.row.holder or "")
         return render(request, "message.html", status=409, title=texts.ERROR_TITLES[409], message=message)
     return response.redirect(f"/tickets/{outcome.number}?done={action}", status=303)
+
+
+async def profile_clear(request: Request, number: str) -> HTTPResponse:
+    """POST /tickets/<number>/profile/clear: a lead clears what the resident's profile remembers (with why)."""
+    me = current_staff(request)
+    console = console_of(request)
+    try:
+        await console.run(residents.clear_vulnerability, console.factory, me.key, number,
+                          request.form.get("note") or "", console.now())
+    except InvalidInput:
+        raise InvalidInput("please say why", field="清除原因") from None
+    return response.redirect(f"/tickets/{number}?done=profile", status=303)
 
 
 @public
@@ -202,6 +216,7 @@ def register_pages(app: Sanic) -> None:
     app.add_route(logout, "/logout", methods=["POST"], name="logout")
     app.add_route(home, "/", methods=["GET"], name="home")
     app.add_route(ticket_page, "/tickets/<number:str>", methods=["GET"], name="ticket_page")
+    app.add_route(profile_clear, "/tickets/<number:str>/profile/clear", methods=["POST"], name="profile_clear")
     app.add_route(ticket_action, "/tickets/<number:str>/<action:str>", methods=["POST"], name="ticket_action")
     app.add_route(static_file, "/static/<name:str>", methods=["GET"], name="static_file")
     app.add_route(health, "/health", methods=["GET"], name="health")

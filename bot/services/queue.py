@@ -161,11 +161,17 @@ class Detail:
     assignable: List[Tuple[str, str]] = field(default_factory=list)  # (key, "网格员周明")
     vulnerability: Tuple[str, ...] = ()  # bot/vulnerability.py kinds
     vulnerability_note: str = ""  # the resident's words, or "居民档案"
+    profile_vulnerability: Tuple[str, ...] = ()  # what the resident's profile remembers now
+    may_clear_profile: bool = False  # the viewer may clear it (lifecycle.PROFILE_EDITORS)
 
     @property
     def vulnerability_label(self) -> str:
         """"独居老人，行动不便", empty for a resident who said nothing of the kind."""
         return vul.label(self.vulnerability)
+
+    @property
+    def profile_vulnerability_label(self) -> str:
+        return vul.label(self.profile_vulnerability)
 
     def as_json(self) -> Dict[str, Any]:
         """The detail as the API shows it (schema TicketDetail)."""
@@ -289,7 +295,9 @@ def _detail(session: Session, actor: StaffActor, ticket: Ticket, now: dt.datetim
                   resolution=ticket.resolution or "", rating=ticket.rating, rating_comment=ticket.rating_comment or "",
                   due_at=_local(ticket.due_at, timezone) if ticket.due_at else None, photos=photos, events=events,
                   notifications=notes, actions=actions, assignable=people,
-                  vulnerability=vul.ordered(ticket.vulnerability or []), vulnerability_note=ticket.vulnerability_note or "")
+                  vulnerability=vul.ordered(ticket.vulnerability or []), vulnerability_note=ticket.vulnerability_note or "",
+                  profile_vulnerability=vul.ordered(ticket.resident.vulnerability or []) if ticket.resident else (),
+                  may_clear_profile=actor.role in lc.PROFILE_EDITORS)
 
 
 def detail(factory: sessionmaker, actor_key: str, number: str, now: dt.datetime,

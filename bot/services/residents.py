@@ -96,3 +96,33 @@ def record_inbound(factory: sessionmaker, sender_id: str, now: Optional[dt.datet
             resident = Resident(sender_id=sender_id)
             session.add(resident)
         resident.last_inbound_at = now
+
+
+def clear_vulnerability(factory: sessionmaker, staff_key: str, number: str, note: str,
+                        now: Optional[dt.datetime] = None) -> Tuple[str, ...]:
+    """A lead clears what the profile of ticket `number`'s resident remembers (alone, elderly, …), with why;
+    recorded in the ticket's history. Returns what was cleared."""
+    from bot import lifecycle as lc
+    from bot import vulnerability as vul
+    from bot.errors import InvalidInput, InvalidState, NotAllowed
+    from bot.services.scope import actor_by_key, ticket_in_scope
+    from bot.store.models import TicketEvent
+
+    now = now or utcnow()
+    note = " ".join((note or "").split())[:200]
+    with unit_of_work(factory) as session:
+        actor = actor_by_key(session, staff_key)
+        ticket = ticket_in_scope(session, actor, number)
+        if actor.role not in lc.PROFILE_EDITORS:
+            raise NotAllowed("only leads clear a resident's profile", staff=staff_key)
+        if not note:
+            raise InvalidInput("say why (e.g. what the visit found)", field="note")
+        resident = ticket.resident
+        cleared = tuple(vul.ordered(resident.vulnerability or [])) if resident is not None else ()
+        if not cleared:
+            raise InvalidState("the resident's profile holds nothing to clear", number=number)
+        note_vulnerability(resident, [])
+        session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor.label, kind="profile_cleared",
+                                detail=f"居民档案不再标注：{vul.label(list(cleared))}（{note}）",
+                                from_status=ticket.status, to_status=ticket.status))
+        return cleared

@@ -205,6 +205,7 @@ class Ticket(Base):
     vulnerability_note = Column(String(200), nullable=True)
     grid = relationship("Grid")
     assignee = relationship("Staff")
+    resident = relationship("Resident")
     events = relationship("TicketEvent", back_populates="ticket", order_by="TicketEvent.id")
 
 

@@ -242,3 +242,36 @@ async def test_the_console_page_and_the_api_show_the_flag(tmp_path: Path, sqlite
         doc = (await browser.get("/api/openapi.json")).json()
         props = doc["components"]["schemas"]["TicketDetail"]["properties"]
         assert props["vulnerability"]["items"]["enum"] == ["alone", "elderly", "disabled", "ill", "pregnant"]
+
+
+async def test_a_lead_clears_the_profile_flag_with_a_reason_and_the_next_ticket_carries_none(
+        noon, tmp_path, sqlite_url, clock) -> None:
+    from bot.errors import InvalidInput, InvalidState, NotAllowed
+
+    number = tickets.find_ticket_number(await _submit("leak_form", ALONE_AND_LAME))
+    assert residents.profile(noon.sessions, "resident-v").vulnerability == ("alone", "disabled")
+    with pytest.raises(NotAllowed):
+        residents.clear_vulnerability(noon.sessions, "zhouming", number, "上门看过")  # a grid member
+    with pytest.raises(InvalidInput):
+        residents.clear_vulnerability(noon.sessions, "wangjianguo", number, "  ")
+    settings = Settings.from_env({"DATABASE_URL": sqlite_url, "HG_VAR_DIR": str(tmp_path),
+                                  "HG_CONSOLE_SECRET": "test-console-secret-0123456789"})
+    async with serve_console(settings, noon.sessions, clock) as console:
+        leader = console.browser()
+        assert (await leader.login("wangjianguo")).status == 303
+        page = await leader.get(f"/tickets/{number}")
+        assert "清除档案标注" in page.text and "独居，行动不便" in page.text
+        done = await leader.post(f"/tickets/{number}/profile/clear",
+                                 {"csrf_token": page.csrf_token(), "note": "上门核实，女儿已搬来同住"})
+        assert done.status == 303
+        after = await leader.get(done.location)
+        assert "清除档案标注" not in after.text and "居民档案不再标注" in after.text
+        assert "需关照" in after.text  # the ticket keeps what was said when it was opened
+        member = console.browser()
+        assert (await member.login("zhouming")).status == 303
+        assert "清除档案标注" not in (await member.get(f"/tickets/{number}")).text
+    assert residents.profile(noon.sessions, "resident-v").vulnerability == ()
+    with pytest.raises(InvalidState):
+        residents.clear_vulnerability(noon.sessions, "wangjianguo", number, "再清一次")
+    later = tickets.find_ticket_number(await _submit("leak_form", "洗衣机下水管堵了，阳台都是水"))
+    assert _ticket(noon.sessions, later).vulnerability == []
