@@ -17,12 +17,13 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import yaml
 from sqlalchemy import update
@@ -73,7 +74,7 @@ class ItemView:
 
     @property
     def score(self) -> float:
-        return sum(transcripts.WEIGHT.get(f, 1) * n for f, n in self.flags.items())
+        return transcripts.flag_score(self.flags)
 
     @property
     def flag_labels(self) -> List[str]:
@@ -180,18 +181,24 @@ def annotate(text: str, entities: Sequence[Dict[str, str]], allowed: Sequence[st
     return "".join(out) + text[last:]
 
 
+@functools.lru_cache(maxsize=256)
+def _normed_examples(file: Path, _mtime_ns: int, _size: int) -> FrozenSet[str]:
+    """The normalised examples of one NLU file; the cache key includes its mtime and size, so an edit re-reads it."""
+    return frozenset(nlu_data.norm(example) for example, _ in nlu_data.examples(file))
+
+
 def _duplicate_of(text: str, nlu_dir: Path, heldout_dir: Path, reviewed_dir: Path) -> Optional[str]:
     """Where an example with the same words already is (a training or held-out file), if anywhere."""
     wanted = nlu_data.norm(text)
     sources = [p for p in nlu_data.nlu_files(nlu_dir) if reviewed_dir not in p.parents]
     sources += sorted(heldout_dir.glob("*.yml")) if heldout_dir.is_dir() else []
     for file in sources:
-        for example, _ in nlu_data.examples(file):
-            if nlu_data.norm(example) == wanted:
-                try:
-                    return str(file.relative_to(PROJECT_ROOT))
-                except ValueError:
-                    return str(file)
+        stat = file.stat()
+        if wanted in _normed_examples(file, stat.st_mtime_ns, stat.st_size):
+            try:
+                return str(file.relative_to(PROJECT_ROOT))
+            except ValueError:
+                return str(file)
     return None
 
 

@@ -57,6 +57,11 @@ _OBJECTION = re.compile(r"不对|不是这个|没修好|还没修|答非所问|�
 _NOISE = re.compile(r"[\s，,。.！!？?、~～…：:；;“”\"'（）()【】\[\]]+")
 
 
+def flag_score(flags: Dict[str, int]) -> float:
+    """How badly a group of messages went: each flag's weight times how often it was raised."""
+    return sum(WEIGHT.get(f, 1) * n for f, n in flags.items())
+
+
 def fallback_threshold(config: Path = PROJECT_ROOT / "config.yml") -> float:
     """The FallbackClassifier's threshold in config.yml (below it, the model was not sure)."""
     pipeline = yaml.safe_load(config.read_text(encoding="utf-8")).get("pipeline") or []
@@ -101,7 +106,7 @@ class Group:
 
     @property
     def score(self) -> float:
-        return sum(WEIGHT.get(f, 1) * n for f, n in self.flags.items())
+        return flag_score(self.flags)
 
     def as_dict(self) -> Dict[str, Any]:
         return {"text": self.text, "suggestion": self.suggestion, "confidence": round(self.confidence, 3),
@@ -246,12 +251,13 @@ def rephrases(first: str, second: str) -> bool:
     return len(pa & pb) / min(len(pa), len(pb)) >= REPHRASE_OVERLAP
 
 
+def _jaccard(ga: frozenset, gb: frozenset) -> float:
+    return len(ga & gb) / len(ga | gb) if ga and gb else 0.0
+
+
 def similarity(a: str, b: str) -> float:
     """Jaccard similarity of the character 2- and 3-grams (digits folded, punctuation ignored)."""
-    ga, gb = _grams(a), _grams(b)
-    if not ga or not gb:
-        return 0.0
-    return len(ga & gb) / len(ga | gb)
+    return _jaccard(_grams(a), _grams(b))
 
 
 def group(messages: Sequence[Message], masker: Masker, only_flagged: bool = True) -> List[Group]:
@@ -261,7 +267,7 @@ def group(messages: Sequence[Message], masker: Masker, only_flagged: bool = True
     for m in chosen:
         grams = _grams(m.text)
         for key, members in buckets:
-            if grams and key and len(grams & key) / len(grams | key) >= SIMILAR:
+            if _jaccard(grams, key) >= SIMILAR:
                 members.append(m)
                 break
         else:
