@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from typing import Iterable
 
 __all__ = ["ID_CARD", "NAME", "PHONE", "PLATE", "Masker", "mask"]
 
@@ -96,9 +96,6 @@ class Masker:
         if text.startswith(self._not_names, match.start(1)):
             return match.group(0)
         return match.group(0)[: match.start(1) - match.start(0)] + NAME
-
-    def mask_all(self, texts: Sequence[str]) -> list[str]:
-        return [self.mask(t) for t in texts]
 
 
 def mask(text: str, names: Iterable[str] = (), places: Iterable[str] = ()) -> str:
