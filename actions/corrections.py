@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import deps
-from actions.forms import ADDRESS_NEEDS
+from actions.forms import ADDRESS_NEEDS, latest_intent
 from actions.tickets import FORM_KINDS
 from bot import address as addr
 from bot import address_reply as addr_reply
@@ -27,10 +27,6 @@ logger = logging.getLogger(__name__)
 KIND_NEEDS = {kind: ADDRESS_NEEDS[form] for form, kind in FORM_KINDS.items()}
 
 
-def _intent(tracker: Tracker) -> str:
-    return (tracker.latest_message.get("intent") or {}).get("name") or ""
-
-
 class ActionCorrectTicket(Action):
     """Outside a form, an address that corrects ("不对/错了/是4号楼不是3号楼") changes the resident's ticket that is
     still open and was opened within the correction window; any other message gets the usual reply."""
@@ -39,7 +35,7 @@ class ActionCorrectTicket(Action):
         return "action_correct_ticket"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
-        intent = _intent(tracker)
+        intent = latest_intent(tracker)
         usual: Dict[str, str] = ({"response": "utter_anything_else"} if intent == "deny"
                                  else {"text": messages.INFORM_WITHOUT_CONTEXT})
         d = deps.get()

@@ -40,7 +40,8 @@ def _text(tracker: Tracker) -> str:
     return (tracker.latest_message.get("text") or "").strip()
 
 
-def _intent(tracker: Tracker) -> str:
+def latest_intent(tracker: Tracker) -> str:
+    """The intent of the resident's latest message ("" when there is none)."""
     return (tracker.latest_message.get("intent") or {}).get("name") or ""
 
 
@@ -129,11 +130,11 @@ class TicketFormSlots:
     async def extract_use_profile(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                   domain: DomainDict) -> Dict[Text, Any]:
         """Yes, no, the stored details restated (yes) or changed in part (yes, with the change); else a miss."""
-        if tracker.get_slot("requested_slot") != "use_profile" or _intent(tracker) in INTERRUPTIONS:
+        if tracker.get_slot("requested_slot") != "use_profile" or latest_intent(tracker) in INTERRUPTIONS:
             return {}
         profile = await _profile(tracker)
         answer = read_profile_answer(
-            _text(tracker), _intent(tracker), await deps.get().estates(),
+            _text(tracker), latest_intent(tracker), await deps.get().estates(),
             stored_address=profile.address if profile and self.uses_address else None,
             stored_phone=profile.phone if profile else None, stored_name=profile.name if profile else None)
         if answer.use is None:
@@ -166,7 +167,7 @@ class TicketFormSlots:
         requested = tracker.get_slot("requested_slot")
         if requested == "use_profile":
             return {}  # extract_use_profile reads the address in an answer to the profile question
-        text, intent = _text(tracker), _intent(tracker)
+        text, intent = _text(tracker), latest_intent(tracker)
         estates = await deps.get().estates()
         form = (tracker.active_loop or {}).get("name")
         parts = addr_reply.address_from_slot(tracker.get_slot("address_parts"))
@@ -203,9 +204,9 @@ class TicketFormSlots:
         """Yes to a suggested address takes it; "不对"/"不是" drops the part in question; anything else is a miss."""
         check = await _check(tracker, parts, form)
         suggestion = addr_reply.offered_suggestion(check)
-        if suggestion is not None and (_intent(tracker) == "affirm"):
+        if suggestion is not None and (latest_intent(tracker) == "affirm"):
             return {"address": suggestion.label(), "address_parts": address_to_slot(suggestion)}
-        if (reply.correction or reply.retracted or _intent(tracker) == "deny") and not parts.is_empty():
+        if (reply.correction or reply.retracted or latest_intent(tracker) == "deny") and not parts.is_empty():
             wrong = WRONG_PART.get(check.problem or "")
             kept = addr_reply.without(parts, reply.retracted or ([wrong] if wrong else addr_reply.PARTS))
             return {"address": None, "address_parts": address_to_slot(kept)}
@@ -227,7 +228,7 @@ class TicketFormSlots:
         text = _text(tracker)
         if tracker.get_slot("requested_slot") == "phone":
             if normalize_phone(text) is None:
-                if _intent(tracker) in INTERRUPTIONS:
+                if latest_intent(tracker) in INTERRUPTIONS:
                     return {}
                 if self.uses_address and not addr_reply.read_reply(text, await deps.get().estates()).is_empty():
                     return {}  # an address correction, taken by extract_address
@@ -309,10 +310,10 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
         text = _text(tracker)
         entity = next(tracker.get_latest_entity_values("team"), None)
         if tracker.get_slot("requested_slot") == "team":
-            if _intent(tracker) in INTERRUPTIONS and entity is None:
+            if latest_intent(tracker) in INTERRUPTIONS and entity is None:
                 return {}
             return {"team": entity or text}
-        if tracker.get_slot("team") is None and (entity or _intent(tracker) == "volunteer_signup"):
+        if tracker.get_slot("team") is None and (entity or latest_intent(tracker) == "volunteer_signup"):
             teams = await deps.get().teams()
             found = match_team(entity or text, teams)
             if found is not None:
@@ -331,7 +332,7 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
     async def extract_contact_name(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                    domain: DomainDict) -> Dict[Text, Any]:
         """The name given when asked for it."""
-        if tracker.get_slot("requested_slot") != "contact_name" or _intent(tracker) in INTERRUPTIONS:
+        if tracker.get_slot("requested_slot") != "contact_name" or latest_intent(tracker) in INTERRUPTIONS:
             return {}
         return {"contact_name": _text(tracker)}
 
