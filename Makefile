@@ -17,7 +17,7 @@ train: setup
 	@$(PY) -m bot train
 
 validate: setup
-	@$(PY) -m rasa data validate --data data/nlu data/stories --domain domain.yml --config config.yml --fail-on-warnings
+	@$(PY) -m bot validate
 
 # Everything: unit and integration tests, data validation, story tests, NLU
 # evaluation on the held-out file and the end-to-end run (trains if needed).

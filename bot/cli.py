@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 from zoneinfo import ZoneInfo
 
-from bot.config import PROJECT_ROOT, Settings
+from bot.config import PROJECT_ROOT, Settings, rasa_env
 
 
 def _today(settings: Settings) -> dt.date:
@@ -67,6 +67,15 @@ def cmd_train(_settings: Settings, _args: argparse.Namespace) -> int:
 
     ensure_model()
     return 0
+
+
+def cmd_validate(_settings: Settings, _args: argparse.Namespace) -> int:
+    """`rasa data validate` on the training data, failing on warnings."""
+    import subprocess
+
+    from bot.training import validate_command
+
+    return subprocess.call(validate_command(), cwd=PROJECT_ROOT, env=rasa_env())
 
 
 def cmd_dispatch(settings: Settings, _args: argparse.Namespace) -> int:
@@ -399,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--dir", help="folder with community.yml (default: HG_COMMUNITY_DIR or data/community)")
     load.set_defaults(func=cmd_load_community)
     sub.add_parser("train", help="train the model if its inputs changed").set_defaults(func=cmd_train)
+    sub.add_parser("validate", help="check the training data, domain and config (rasa data validate)").set_defaults(
+        func=cmd_validate)
     sub.add_parser("dispatch", help="deliver queued notifications").set_defaults(func=cmd_dispatch)
     sub.add_parser("run", help="start everything (what `make run` does)").set_defaults(func=cmd_run)
     ho = sub.add_parser("handoff", help="human handoff").add_subparsers(dest="handoff_command", required=True)

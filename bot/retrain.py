@@ -140,9 +140,10 @@ def gate(candidate: Path, current: Path, files: Sequence[Path] = HELDOUT_FILES, 
 
 
 def _validate() -> None:
-    result = subprocess.run([sys.executable, "-m", "rasa", "data", "validate", "--data", "data/nlu", "data/stories",
-                             "--domain", "domain.yml", "--config", "config.yml", "--fail-on-warnings"],
-                            cwd=PROJECT_ROOT, env=rasa_env(), capture_output=True, text=True, timeout=600)
+    from bot.training import validate_command
+
+    result = subprocess.run(validate_command(), cwd=PROJECT_ROOT, env=rasa_env(), capture_output=True, text=True,
+                            timeout=600)
     if result.returncode != 0:
         raise SystemExit(f"retrain: the training data does not validate:\n{(result.stdout + result.stderr)[-3000:]}")
 

@@ -16,6 +16,13 @@ TRAINING_DATA = ("data/nlu", "data/stories")
 MODEL_PREFIX = "hg-"
 
 
+def validate_command() -> List[str]:
+    """`rasa data validate` on the training data, the domain and config.yml, failing on warnings (`make validate`,
+    the retrain command and its test all run this one)."""
+    return [sys.executable, "-m", "rasa", "data", "validate", "--data", *TRAINING_DATA, "--domain", "domain.yml",
+            "--config", "config.yml", "--fail-on-warnings"]
+
+
 def _files(root: Path, inputs: Iterable[str]) -> List[Path]:
     found: List[Path] = []
     for name in inputs:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 from bot.config import PROJECT_ROOT
+from bot.training import validate_command
 from tests.helpers import quiet_env
 
 # Rasa 3.6 merges the retrieval intent `faq` from the NLU data into a domain that
@@ -15,10 +15,7 @@ KNOWN_RASA_DEFECT = "The following duplicated intents have been found across mul
 
 
 def test_rasa_data_validate_reports_no_warnings() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "rasa", "data", "validate", "--data", "data/nlu", "data/stories", "--domain",
-         "domain.yml", "--config", "config.yml", "--fail-on-warnings"],
-        cwd=PROJECT_ROOT, env=quiet_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(validate_command(), cwd=PROJECT_ROOT, env=quiet_env(), capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     warnings = [w.strip() for w in re.findall(r"UserWarning: (.*)", output)]
