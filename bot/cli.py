@@ -383,11 +383,15 @@ def cmd_transcripts_export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_model(_settings: Settings, args: argparse.Namespace) -> int:
-    """Retrain and gate a model (bot/retrain.py), each step in processes of its own."""
-    from bot import retrain
+def cmd_model(settings: Settings, args: argparse.Namespace) -> int:
+    """Retrain and gate a model (bot/retrain.py), each step in processes of its own; deploy, roll back and list
+    models (bot/deploy.py)."""
+    from bot import deploy, retrain
 
-    return retrain.main(list(args.rest))
+    rest = list(args.rest)
+    if rest and rest[0] in deploy.COMMANDS:
+        return deploy.main(rest, settings)
+    return retrain.main(rest, settings)
 
 
 def _safe_url(url: str) -> str:
@@ -458,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, default=None, help="file to write (default reports/transcripts-<since>.json)")
     exp.add_argument("--all", action="store_true", help="every message, not only the flagged ones")
     exp.set_defaults(func=cmd_transcripts_export)
-    model = sub.add_parser("model", help="retrain and gate: `model retrain --against MODEL`, `model gate C --against M`")
+    model = sub.add_parser("model", help="models: retrain, gate, deploy, rollback, list, bench (python -m bot model -h)")
     model.add_argument("rest", nargs=argparse.REMAINDER)
     model.set_defaults(func=cmd_model)
     chat = sub.add_parser("chat", help="talk to the running assistant")

@@ -24,6 +24,13 @@ a Rasa outside the series they were written for):
    to predict (not to fine-tune), the stored weights are now restored as the one prediction Rasa already
    makes creates the variables; every variable the prediction uses must be found in the file (else
    Rasa's own load runs). Predictions are identical (tests/model/test_fast_load.py).
+4. `_update_model_from_server` (rasa/core/agent.py), Rasa's model pull from a model server (here the console,
+   bot/console/models.py), loads a new model on the event loop: the worker answers nothing for the seconds
+   the load takes. Here the pull names the worker (`X-HG-Worker: host:pid`, so the registry knows what each
+   worker serves) and the new model's processor is built in a thread while the old one keeps answering;
+   the switch (processor, domain, fingerprint) then happens on the event loop between two messages. A
+   conversation in progress continues: its state is in the tracker store, not in the model. A model that
+   fails to load leaves the old one serving, as in Rasa.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ _rasa_validate_action_result: Optional[Callable[["RemoteAction", Dict[Text, Any]
 _rasa_remote_action_init: Optional[Callable[..., None]] = None
 _rasa_close_resources: Optional[Callable[..., Any]] = None
 _rasa_model_load: Optional[Callable[..., Any]] = None
+_rasa_update_model: Optional[Callable[..., Any]] = None
+WORKER_HEADER = "X-HG-Worker"  # bot/console/models.py reads it
 # (endpoint id, loop id) -> the endpoint and loop themselves (so neither id is reused) and their session
 _sessions: Dict[Tuple[int, int], Tuple["EndpointConfig", asyncio.AbstractEventLoop, "aiohttp.ClientSession"]] = {}
 
@@ -156,20 +165,72 @@ def load_for_inference(cls: type, model_file_name: Text, model_data_example: Any
     return model
 
 
+def worker_name() -> str:
+    """This Rasa worker, as the model registry knows it."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def load_beside(agent: Any, model_path: Text, fingerprint: Text) -> None:
+    """Build the processor for `model_path` in a thread, then switch `agent` to it on the event loop
+    (what `Agent.load_model` does, without blocking the loop while the model loads)."""
+    from rasa.core.nlg import TemplatedNaturalLanguageGenerator
+    from rasa.core.processor import MessageProcessor
+
+    processor = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+        MessageProcessor, model_path=model_path, tracker_store=agent.tracker_store, lock_store=agent.lock_store,
+        action_endpoint=agent.action_endpoint, generator=agent.nlg, http_interpreter=agent.http_interpreter))
+    agent.processor = processor
+    agent.domain = processor.domain
+    agent._set_fingerprint(fingerprint)
+    agent.tracker_store.domain = agent.domain
+    if isinstance(agent.nlg, TemplatedNaturalLanguageGenerator):
+        agent.nlg.responses = agent.domain.responses if agent.domain else {}
+    log.info("now serving model %s (%s)", processor.model_filename, fingerprint[:12])
+
+
+async def update_model_from_server(model_server: "EndpointConfig", agent: Any) -> None:
+    """Rasa's `_update_model_from_server`, with this worker named in the pull and the new model loaded beside
+    the old one (see correction 4)."""
+    import aiohttp
+    import rasa.core.agent as rasa_agent
+    from rasa.utils.common import TempDirectoryPath, get_temp_dir_name
+    from rasa.nlu.utils import is_url
+
+    if not is_url(model_server.url):
+        raise aiohttp.InvalidURL(model_server.url)
+    model_server.headers = {**(model_server.headers or {}), WORKER_HEADER: worker_name()}
+    with TempDirectoryPath(get_temp_dir_name()) as temporary_directory:
+        try:
+            fingerprint = await rasa_agent._pull_model_and_fingerprint(model_server, agent.fingerprint,
+                                                                       temporary_directory)
+            if fingerprint:
+                await load_beside(agent, temporary_directory, fingerprint)
+        except Exception:  # noqa: BLE001 - Rasa's own behaviour: keep serving the model that is loaded
+            log.exception("Failed to update model. The previous model will stay loaded instead.")
+
+
 def installed() -> bool:
     """True once `install` has put the corrections in place in this process."""
     from rasa.core.actions.action import RemoteAction
 
     from rasa.utils.tensorflow.models import RasaModel
 
+    import rasa.core.agent as rasa_agent
+
     return RemoteAction._validate_action_result is validate_action_result and \
-        RemoteAction.__init__ is _remote_action_init and RasaModel.load.__func__ is load_for_inference
+        RemoteAction.__init__ is _remote_action_init and RasaModel.load.__func__ is load_for_inference and \
+        rasa_agent._update_model_from_server is update_model_from_server
 
 
 def install() -> None:
     """Put every correction in place (idempotent); refuses a Rasa release it was not written for."""
     global _rasa_validate_action_result, _rasa_remote_action_init, _rasa_close_resources, _rasa_model_load
+    global _rasa_update_model
     import rasa
+    import rasa.core.agent as rasa_agent
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
     from rasa.utils.tensorflow.models import RasaModel
@@ -188,6 +249,9 @@ def install() -> None:
     rasa.core.run.close_resources = _close_resources
     _rasa_model_load = RasaModel.load.__func__
     RasaModel.load = classmethod(load_for_inference)  # type: ignore[method-assign,assignment]
+    # load_from_server and the pulling job look the function up by its module-level name when they run.
+    _rasa_update_model = rasa_agent._update_model_from_server
+    rasa_agent._update_model_from_server = update_model_from_server
 
 
 def main() -> None:

@@ -1,8 +1,11 @@
 """Retrain and gate (DESIGN.md story 9): a candidate model is compared with the running one on the same held-out
 files and test stories, and may replace it only if it is no worse.
 
-    python -m bot model retrain --against MODEL          # validate, train, evaluate both, report, gate
-    python -m bot model gate CANDIDATE --against MODEL   # the evaluation and the gate for a trained model
+    python -m bot model retrain [--against MODEL]          # validate, train, evaluate both, report, gate
+    python -m bot model gate CANDIDATE [--against MODEL]   # the evaluation and the gate for a trained model
+
+Without --against the candidate is compared with the model deployed now (bot/services/models.py); the verdict
+and the figures are kept in the registry, where `python -m bot model deploy` (bot/deploy.py) requires a pass.
 
 The report (`reports/retrain/<candidate>/report.json`, with `confusion.png`) holds, per held-out file, the
 intent macro-F1 and per-intent F1 of both models, the messages whose prediction changed, and the candidate's
@@ -20,11 +23,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from bot import nlu_data
 from bot.config import PROJECT_ROOT, rasa_env
 from bot.nlu_compare import parse_with_model, score
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 HELDOUT_FILES = tuple(sorted((PROJECT_ROOT / "tests" / "nlu").glob("heldout*.yml")))
 STORIES = PROJECT_ROOT / "tests" / "stories"
@@ -139,13 +145,28 @@ def gate(candidate: Path, current: Path, files: Sequence[Path] = HELDOUT_FILES, 
     return report
 
 
-def _validate() -> None:
+def _validate(root: Path = PROJECT_ROOT) -> None:
     from bot.training import validate_command
 
-    result = subprocess.run(validate_command(), cwd=PROJECT_ROOT, env=rasa_env(), capture_output=True, text=True,
+    result = subprocess.run(validate_command(), cwd=root, env=rasa_env(), capture_output=True, text=True,
                             timeout=600)
     if result.returncode != 0:
         raise SystemExit(f"retrain: the training data does not validate:\n{(result.stdout + result.stderr)[-3000:]}")
+
+
+class Progress:
+    """The steps of a retrain as JSON lines in a file (the console's retrain page reads it) and on stderr."""
+
+    def __init__(self, path: Optional[Path]) -> None:
+        self.path = path
+        self.started = time.monotonic()
+
+    def __call__(self, step: str, **data: object) -> None:
+        line = {"step": step, "elapsed_s": round(time.monotonic() - self.started, 1), **data}
+        print(f"retrain: {step} ({line['elapsed_s']:.0f} s)", file=sys.stderr, flush=True)
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def _summary(report: Dict[str, object]) -> str:
@@ -158,36 +179,77 @@ def _summary(report: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    from bot.training import ensure_model
+def _registry(settings: "Settings"):  # noqa: ANN202 - a sessionmaker
+    from bot.store.db import make_engine, make_session_factory
 
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def _against(settings: "Settings", given: Optional[Path]) -> Path:
+    """The model to compare with: the one given, else the one deployed now (the registry)."""
+    if given is not None:
+        return given
+    from bot.services import models
+
+    current = models.deployed(_registry(settings))
+    if current is None:
+        raise SystemExit("retrain: no model is deployed yet; start the assistant once (make run) or give --against")
+    return Path(current.model.path)
+
+
+def main(argv: Optional[List[str]] = None, settings: Optional["Settings"] = None) -> int:
+    import tempfile
+
+    from bot.config import Settings
+    from bot.services import models
+    from bot.training import ensure_model, training_root
+
+    settings = settings or Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m bot model", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    re_ = sub.add_parser("retrain", help="validate, train, evaluate beside the current model, gate")
-    re_.add_argument("--against", type=Path, required=True, help="the running model")
-    g = sub.add_parser("gate", help="evaluate a trained candidate beside the current model")
+    re_ = sub.add_parser("retrain", help="validate, train, evaluate beside the deployed model, gate")
+    re_.add_argument("--against", type=Path, default=None, help="the model to compare with (default: the deployed one)")
+    re_.add_argument("--as", dest="staff", default=None, help="the staff key recorded as having asked for it")
+    re_.add_argument("--progress", type=Path, default=None, help="append each step to this file as JSON lines")
+    g = sub.add_parser("gate", help="evaluate a trained candidate beside the deployed model")
     g.add_argument("candidate", type=Path)
-    g.add_argument("--against", type=Path, required=True, help="the running model")
-    b = sub.add_parser("bench", help="time a retrain from scratch on the shipped data, and its gate")
-    b.add_argument("--against", type=Path, default=None, help="the running model (default: the current one)")
+    g.add_argument("--against", type=Path, default=None, help="the model to compare with (default: the deployed one)")
+    b = sub.add_parser("bench", help="time a retrain from scratch on the shipped data, its gate and a hot swap")
+    b.add_argument("--against", type=Path, default=None, help="the model to compare with (default: the current one)")
     args = parser.parse_args(argv)
     if args.command == "bench":
         return _bench(args.against)
-    for model in filter(None, (args.against, getattr(args, "candidate", None))):
+    progress = Progress(getattr(args, "progress", None))
+    against = _against(settings, args.against)
+    for model in filter(None, (against, getattr(args, "candidate", None))):
         if not model.is_file():
             print(f"retrain: no model at {model}", file=sys.stderr)
             return 2
     started = time.monotonic()
-    if args.command == "retrain":
-        _validate()
-        candidate = ensure_model(quiet=True)
-    else:
-        candidate = args.candidate
+    with tempfile.TemporaryDirectory(prefix="hg-train-") as scratch:
+        if args.command == "retrain":
+            root = training_root(settings.reviewed_dir, Path(scratch))
+            progress("validating")
+            _validate(root)
+            progress("training")
+            candidate = ensure_model(root, models_dir=PROJECT_ROOT / "models", quiet=True)
+        else:
+            candidate = args.candidate
     trained = time.monotonic()
-    report = gate(candidate.resolve(), args.against.resolve(), log=lambda m: print(m, file=sys.stderr))
+    progress("gating", candidate=candidate.name)
+    out = REPORTS / candidate.name.replace(".tar.gz", "")
+    report = gate(candidate.resolve(), against.resolve(), out_dir=out, log=lambda m: print(m, file=sys.stderr))
+    factory = _registry(settings)
+    actor = getattr(args, "staff", None) or "retrain"
+    version = models.register(factory, candidate, actor=actor)
+    compared = models.register(factory, against, actor=actor)
+    models.record_gate(factory, version.id, compared.id, report, out)
+    progress("done", version=version.id, passed=report["passed"], reasons=report["reasons"])
     print(_summary(report))
     print(f"retrain: {trained - started:.0f} s validating and training, {time.monotonic() - trained:.0f} s "
-          f"evaluating; report in {REPORTS.relative_to(PROJECT_ROOT)}/{candidate.name.replace('.tar.gz', '')}/")
+          f"evaluating; report in {out.relative_to(PROJECT_ROOT)}/; registered as v{version.id}")
+    if report["passed"]:
+        print(f"上线 / deploy:  python -m bot model deploy {candidate} --as ADMIN_KEY")
     return 0 if report["passed"] else 1
 
 

@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
 
@@ -89,22 +89,35 @@ def tracker_env(settings: Settings) -> Dict[str, str]:
             "HG_TRACKER_DIALECT": dialect, "HG_TRACKER_DB": db}
 
 
+MODEL_PULL_S = 2  # how often every Rasa worker asks the console which model to serve
+
+
+def model_server_env(settings: Settings) -> Dict[str, str]:
+    """Where every Rasa worker asks for the deployed model (the console, bot/console/models.py)."""
+    return {"HG_MODEL_SERVER_URL": f"http://127.0.0.1:{settings.console_port}/models/deployed"}
+
+
+# Rasa's model-server protocol: each worker asks every MODEL_PULL_S seconds, with the Rasa token.
+_MODELS = ("\nmodels:\n  url: ${HG_MODEL_SERVER_URL}\n  token: ${HG_RASA_TOKEN}\n"
+           f"  wait_time_between_pulls: {MODEL_PULL_S}\n")
+
+
 def endpoints_file(settings: Settings) -> Path:
-    """A copy of endpoints.yml with a lock store that lets several Rasa workers share conversations: Redis when
-    REDIS_URL is set, else the machine's state file (bot/rasa_locks.py)."""
+    """A copy of endpoints.yml with the model server (the console) and a lock store that lets several Rasa
+    workers share conversations: Redis when REDIS_URL is set, else the machine's state file (bot/rasa_locks.py)."""
     base = PROJECT_ROOT / "endpoints.yml"
     target = settings.var_dir / "endpoints.yml"
     target.parent.mkdir(parents=True, exist_ok=True)
     _sqlite_tracker_in_wal_mode(settings)
     if not settings.redis_url:
-        target.write_text(base.read_text(encoding="utf-8") + (
+        target.write_text(base.read_text(encoding="utf-8") + _MODELS + (
             "\nlock_store:\n  type: bot.rasa_locks.SQLiteLockStore\n"
             f"  path: {json.dumps(str(settings.local_state_path))}\n"), encoding="utf-8")
         return target
     from urllib.parse import urlparse
 
     redis = urlparse(settings.redis_url)
-    target.write_text(base.read_text(encoding="utf-8") + (
+    target.write_text(base.read_text(encoding="utf-8") + _MODELS + (
         "\nlock_store:\n  type: redis\n"
         f"  url: {redis.hostname or '127.0.0.1'}\n  port: {redis.port or 6379}\n"
         f"  db: {int((redis.path or '/0').strip('/') or 0)}\n"
@@ -127,6 +140,49 @@ def _sqlite_tracker_in_wal_mode(settings: Settings) -> None:
         conn.execute("PRAGMA journal_mode=WAL").fetchall()
     finally:
         conn.close()
+
+
+def serve_trained_model(settings: Settings, model: Path, log: Callable[[str], None] = print) -> None:
+    """Put the model trained from the repository's data in the registry; serve it if the registry never saw it
+    (a fresh machine, or data changed since). A known model is not redeployed: an admin's deploy or rollback
+    stands across restarts."""
+    from bot.errors import InvalidState
+    from bot.services import models
+    from bot.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_session_factory(engine)
+        version = models.register(factory, model, actor=models.RUNNER)
+        try:
+            models.deploy(factory, version.id, runner=True, reason="按仓库里的训练数据训练的模型")
+            log(f"model: serving v{version.id} ({version.file})")
+        except InvalidState:
+            current = models.deployed(factory)
+            if current is not None and current.model.id != version.id:
+                log(f"model: serving v{current.model.id} ({current.model.file}), deployed by {current.actor}; "
+                    f"the model of the current data is v{version.id} (python -m bot model list)")
+    finally:
+        engine.dispose()
+
+
+def wait_model_served(settings: Settings, timeout: float, procs: List[subprocess.Popen]) -> bool:
+    """Wait until every Rasa worker serves the deployed model (it asks the console every MODEL_PULL_S s)."""
+    from bot.services import models
+    from bot.store.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        factory = make_session_factory(engine)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not any(p.poll() is not None for p in procs):
+            current = models.deployed(factory)
+            if current is not None and models.rollout(factory, current.model.sha256).done:
+                return True
+            time.sleep(0.5)
+        return False
+    finally:
+        engine.dispose()
 
 
 def workers_env(settings: Settings) -> Dict[str, str]:
@@ -189,7 +245,7 @@ def run(settings: Settings, model: Path) -> int:
     """Start everything, print how to talk to it, and wait for Ctrl-C."""
     logs = settings.var_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = rasa_env(**tracker_env(settings))
+    env = rasa_env(**tracker_env(settings), **model_server_env(settings))
     token = settings.rasa_token or secrets.token_urlsafe(16)
     (settings.var_dir / "rasa_token").write_text(token, encoding="utf-8")
     os.chmod(settings.var_dir / "rasa_token", 0o600)
@@ -216,20 +272,25 @@ def run(settings: Settings, model: Path) -> int:
         sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
                   env, logs / "actions.log")
         sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-        sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
-                                       "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
-                                       "--enable-api", f"--auth-token={token}"),
-                  {**env, **workers_env(settings)}, logs / "rasa.log")
+        # The console first: every Rasa worker asks it for the deployed model.
         sup.start("console", console_command(settings.console_port), env, logs / "console.log")
+        serve_trained_model(settings, model)
         print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher, "
               f"console :{settings.console_port}"
               + (f", local fake WeCom :{FAKE_WECOM_PORT}" if demo_wecom else "")
               + (f", local fake WeChat API :{FAKE_WECHAT_PORT} (demo account)" if demo_wechat else "")
               + f" (logs in {logs})", flush=True)
+        if not _wait_http(f"http://127.0.0.1:{settings.console_port}/health", 60, list(sup.procs.values())):
+            print("failed to start; see the logs in " + str(logs), file=sys.stderr)
+            return 1
+        sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
+                                       "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
+                                       "--enable-api", f"--auth-token={token}"),
+                  {**env, **workers_env(settings)}, logs / "rasa.log")
         procs = list(sup.procs.values())
         if not _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs) or \
-                not _wait_http(f"http://127.0.0.1:{settings.console_port}/health", 60, procs) or \
-                not _wait_http(f"{settings.rasa_url}/", 300, procs):
+                not _wait_http(f"{settings.rasa_url}/", 300, procs) or \
+                not wait_model_served(settings, 300, procs):
             print("failed to start; see the logs in " + str(logs), file=sys.stderr)
             return 1
         webchat_line = (f"  微信风格网页聊天 / WeChat-style web chat page:  {webchat_url(settings)}\n"

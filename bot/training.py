@@ -23,6 +23,29 @@ def validate_command() -> List[str]:
             "--config", "config.yml", "--fail-on-warnings"]
 
 
+def training_root(reviewed_dir: Path, scratch: Path, root: Path = PROJECT_ROOT) -> Path:
+    """The folder to train from: `root` itself when the reviewed labels are kept inside its data/nlu (the
+    default), else a copy of its training inputs in `scratch` with the reviewed files added under
+    data/nlu/reviewed_elsewhere/ (HG_REVIEWED_DIR pointing outside the repository)."""
+    import shutil
+
+    nlu = (root / "data" / "nlu").resolve()
+    if reviewed_dir.resolve().is_relative_to(nlu):
+        return root
+    for name in TRAINING_INPUTS:
+        source, target = root / name, scratch / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.is_file():
+            shutil.copyfile(source, target)
+    extra = scratch / "data" / "nlu" / "reviewed_elsewhere"
+    extra.mkdir(parents=True, exist_ok=True)
+    for file in sorted(reviewed_dir.glob("*.yml")) if reviewed_dir.is_dir() else []:
+        shutil.copyfile(file, extra / file.name)
+    return scratch
+
+
 def _files(root: Path, inputs: Iterable[str]) -> List[Path]:
     found: List[Path] = []
     for name in inputs:

@@ -101,6 +101,7 @@ def free_socket() -> socket.socket:
 
 def undo_rasa_boot_after_test(monkeypatch: Any) -> None:
     """Let a test call `bot.rasa_boot.install()`: everything it replaces is put back when the test ends."""
+    import rasa.core.agent
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
     from rasa.utils.tensorflow.models import RasaModel
@@ -111,6 +112,7 @@ def undo_rasa_boot_after_test(monkeypatch: Any) -> None:
     monkeypatch.setattr(RemoteAction, "__init__", RemoteAction.__init__)
     monkeypatch.setattr(rasa.core.run, "close_resources", rasa.core.run.close_resources)
     monkeypatch.setattr(RasaModel, "load", RasaModel.__dict__["load"])
+    monkeypatch.setattr(rasa.core.agent, "_update_model_from_server", rasa.core.agent._update_model_from_server)
     for name in ("_rasa_validate_action_result", "_rasa_remote_action_init", "_rasa_close_resources",
-                 "_rasa_model_load"):
+                 "_rasa_model_load", "_rasa_update_model"):
         monkeypatch.setattr(rasa_boot, name, None)

@@ -21,6 +21,7 @@ from bot.console.auth import identify, page_headers
 from bot.console.context import Console
 from bot.console.failures import ConsoleErrorHandler
 from bot.console.handoffs import register_handoffs
+from bot.console.models import register_models
 from bot.console.pages import register_pages
 from bot.console.review import register_review
 from bot.console.security import CookieSigner, console_secret
@@ -73,5 +74,6 @@ def create_app(settings: Settings, *, session_factory: Optional[sessionmaker] = 
     register_admin(app)
     register_handoffs(app)
     register_review(app)
+    register_models(app)
     api.register(app)
     return app

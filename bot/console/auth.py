@@ -40,8 +40,8 @@ API_PREFIX = "/api/"
 
 
 def _sessionless(path: str) -> bool:
-    # No database work for a stylesheet or a health probe.
-    return path.startswith("/static/") or path == "/health"
+    # No session for a stylesheet or a health probe; Rasa's model pulls carry their own token (bot/console/models.py).
+    return path.startswith(("/static/", "/models/")) or path == "/health"
 
 
 def public(handler: Handler) -> Handler:

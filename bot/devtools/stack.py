@@ -23,8 +23,11 @@ from bot.runner import (
     console_command,
     endpoints_file,
     fake_wechat_command,
+    model_server_env,
     rasa_command,
+    serve_trained_model,
     tracker_env,
+    wait_model_served,
     webchat_url,
     workers_env,
 )
@@ -133,7 +136,7 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
 
         env.update(demo_env(wechat_api_base), HG_WEBCHAT="1")
     settings = Settings.from_env(env)
-    env.update(tracker_env(settings))
+    env.update(tracker_env(settings), **model_server_env(settings))
     sup = Supervisor()
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
@@ -148,15 +151,19 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)], env,
               logs / "actions.log")
     sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-    sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
-                                   "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port",
-                                   str(settings.rasa_port), "--enable-api", f"--auth-token={token}"),
-              {**env, **workers_env(settings)}, logs / "rasa.log")
+    # The console first: every Rasa worker asks it for the deployed model.
     sup.start("console", console_command(settings.console_port), env, logs / "console.log")
+    serve_trained_model(settings, model, log=lambda _m: None)
+    ok = _wait_http(f"{settings.console_base_url}/health", 60, list(sup.procs.values()))
+    if ok:
+        sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
+                                       "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port",
+                                       str(settings.rasa_port), "--enable-api", f"--auth-token={token}"),
+                  {**env, **workers_env(settings)}, logs / "rasa.log")
     procs = list(sup.procs.values())
-    ok = (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
-          and _wait_http(f"{settings.console_base_url}/health", 60, procs)
+    ok = (ok and _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
           and _wait_http(f"{settings.rasa_url}/", 300, procs)
+          and wait_model_served(settings, 300, procs)
           and _wait_http(f"http://127.0.0.1:{wecom_port}/", 30, procs)
           and (not wechat_api_base or _wait_http(f"{wechat_api_base}/", 30, procs)))
     if not ok:

@@ -431,3 +431,47 @@ class ReviewItem(Base):
     created_at = Column(DateTime, nullable=False, default=utcnow)
     updated_at = Column(DateTime, nullable=False, default=utcnow)
     reviewer = relationship("Staff")
+
+
+class ModelVersion(Base):
+    """A trained Rasa model known to the registry (bot/services/models.py): the file, the data it was trained
+    from, and its figures from the gate."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("sha256", name="uq_model_versions_sha256"),)
+    id = Column(Integer, primary_key=True)  # the version number shown to admins (v1, v2, …)
+    file = Column(String(200), nullable=False)
+    path = Column(Text, nullable=False)
+    sha256 = Column(String(64), nullable=False)  # the file's digest; Rasa workers report it back as their model
+    data_hash = Column(String(64), nullable=False)  # the training inputs' fingerprint (bot/training.py)
+    gate_passed = Column(Boolean, nullable=True)  # None: never gated
+    metrics = Column(JSON, nullable=False, default=dict)  # {"tests/nlu/heldout.yml": 0.956, …, "stories_failed": 0}
+    report = Column(Text, nullable=True)  # the gate report's folder
+    gated_against_id = Column(Integer, ForeignKey("model_versions.id"), nullable=True)
+    registered_by = Column(String(64), nullable=False)
+    registered_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class ModelDeployment(Base):
+    """One deploy or rollback: which model every Rasa worker is to serve from then on, who decided it, when."""
+
+    __tablename__ = "model_deployments"
+    id = Column(Integer, primary_key=True)
+    model_id = Column(Integer, ForeignKey("model_versions.id"), nullable=False)
+    action = Column(String(16), nullable=False)  # deploy | rollback | restore (a deploy that did not take)
+    actor = Column(String(64), nullable=False)  # a staff key, or "make run"
+    reason = Column(Text, nullable=True)
+    at = Column(DateTime, nullable=False, default=utcnow)
+    rolled_back_at = Column(DateTime, nullable=True)  # a deploy undone by a later rollback
+    model = relationship("ModelVersion")
+
+
+class ModelWorker(Base):
+    """What one Rasa worker last said it serves, when it asked the registry for the deployed model."""
+
+    __tablename__ = "model_workers"
+    worker = Column(String(120), primary_key=True)  # host:pid
+    sha256 = Column(String(64), nullable=True)  # the model it serves (None before its first model)
+    fetching = Column(String(64), nullable=True)  # the model it downloaded last and is loading
+    seen_at = Column(DateTime, nullable=False, default=utcnow)
+    fetched_at = Column(DateTime, nullable=True)

@@ -205,11 +205,16 @@ def test_a_rasa_of_another_series_is_refused(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def _started_commands(monkeypatch: pytest.MonkeyPatch) -> Dict[str, List[str]]:
-    """Record what the supervisor is asked to start instead of starting it; nothing then answers."""
+    """Record what the supervisor is asked to start instead of starting it; what was started before Rasa
+    answers (so Rasa is started), Rasa never does. No model is put in the registry."""
     from bot import runner
+    from bot.devtools import stack
 
     started: Dict[str, List[str]] = {}
     monkeypatch.setattr(runner.Supervisor, "start", lambda self, name, cmd, env, log=None: started.update({name: cmd}))
+    for module in (runner, stack):
+        monkeypatch.setattr(module, "serve_trained_model", lambda *args, **kwargs: None)
+        monkeypatch.setattr(module, "_wait_http", lambda url, timeout, procs: "rasa" not in started)
     return started
 
 
@@ -218,7 +223,6 @@ def test_make_run_starts_rasa_through_the_entry_point(monkeypatch: pytest.Monkey
     from bot.config import Settings
 
     started = _started_commands(monkeypatch)
-    monkeypatch.setattr(runner, "_wait_http", lambda url, timeout, procs: False)
     monkeypatch.setattr(runner.signal, "signal", lambda *args: None)
     settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'hg.db'}", "HG_VAR_DIR": str(tmp_path)})
     assert runner.run(settings, tmp_path / "model.tar.gz") == 1
@@ -230,7 +234,6 @@ def test_the_test_stack_starts_rasa_through_the_entry_point(monkeypatch: pytest.
     from bot.devtools import stack
 
     started = _started_commands(monkeypatch)
-    monkeypatch.setattr(stack, "_wait_http", lambda url, timeout, procs: False)
     with pytest.raises(RuntimeError, match="stack did not start"):
         stack.start_stack(tmp_path / "model.tar.gz", tmp_path / "stack")
     assert started["rasa"][:4] == [sys.executable, "-m", "bot.rasa_boot", "run"]
