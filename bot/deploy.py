@@ -36,15 +36,35 @@ class RolloutFailed(Exception):
     """A model did not reach every live worker in time."""
 
 
+class Superseded(Exception):
+    """Another deploy or rollback was made while this one was being waited for (that one is in force now), or
+    the waiting was stopped; the deployment is left as it is."""
+
+
+class NoWorkers(Exception):
+    """No Rasa worker is running: the deployment stays in force, and workers serve it when they start."""
+
+
 def wait_rollout(factory: sessionmaker, sha256: str, timeout: float = ROLLOUT_TIMEOUT_S,
-                 poll: float = 0.5) -> models.Rollout:
-    """Wait until every live Rasa worker serves `sha256`; RolloutFailed names those that do not."""
+                 poll: float = 0.5, deployment: Optional[int] = None,
+                 stopped: Callable[[], bool] = lambda: False) -> models.Rollout:
+    """Wait until every live Rasa worker serves `sha256`; RolloutFailed names those that do not, NoWorkers says
+    none is running. With `deployment`, Superseded as soon as that deployment is no longer the one in force (or
+    `stopped()` is true)."""
     deadline = time.monotonic() + timeout
     while True:
         state = models.rollout(factory, sha256)
         if state.done:
             return state
+        if stopped():
+            raise Superseded("stopped waiting")
+        if deployment is not None:
+            current = models.deployed(factory)
+            if current is None or current.id != deployment:
+                raise Superseded(f"v{current.model.id if current else '?'} was deployed meanwhile")
         if time.monotonic() >= deadline:
+            if not state.workers:
+                raise NoWorkers("没有正在运行的 Rasa：它们启动后会用这个模型")
             pending = ", ".join(f"{w.worker} ({(w.sha256 or '无模型')[:12]})" for w in state.pending)
             raise RolloutFailed(f"{timeout:.0f} 秒内没有全部换上：{pending or '没有正在运行的 Rasa'}")
         time.sleep(poll)
@@ -68,14 +88,15 @@ def _confirm_with_rasa(settings: Settings, model: models.ModelView, tries: int =
             raise RolloutFailed(f"Rasa 的 /status 还是别的模型：{status.get('model_file')}")
 
 
-def switch(factory: sessionmaker, settings: Settings, change: Callable[[], models.DeploymentView],
-           timeout: float = ROLLOUT_TIMEOUT_S, log: Callable[[str], None] = print) -> models.DeploymentView:
-    """Record a deploy or rollback, wait until every worker serves its model; undo it if they do not."""
-    done = change()
+def finish(factory: sessionmaker, settings: Settings, done: models.DeploymentView,
+           timeout: float = ROLLOUT_TIMEOUT_S, log: Callable[[str], None] = print,
+           stopped: Callable[[], bool] = lambda: False) -> models.Rollout:
+    """Wait until every worker serves the model of deployment `done`; undo it (`restore`) if they do not.
+    Superseded if another deploy or rollback is made meanwhile (that one is then waited for by whoever made it)."""
     log(f"model: {done.action} v{done.model.id} ({done.model.file}); waiting for every Rasa worker …")
     started = time.monotonic()
     try:
-        state = wait_rollout(factory, done.model.sha256, timeout)
+        state = wait_rollout(factory, done.model.sha256, timeout, deployment=done.id, stopped=stopped)
         _confirm_with_rasa(settings, done.model)
     except (RolloutFailed, OSError) as exc:
         restored = models.restore(factory, done.id, done.actor, f"没有全部换上：{exc}")
@@ -87,6 +108,14 @@ def switch(factory: sessionmaker, settings: Settings, change: Callable[[], model
         raise RolloutFailed(str(exc)) from exc
     log(f"model: every worker serves v{done.model.id} ({len(state.workers)} workers, "
         f"{time.monotonic() - started:.1f} s)")
+    return state
+
+
+def switch(factory: sessionmaker, settings: Settings, change: Callable[[], models.DeploymentView],
+           timeout: float = ROLLOUT_TIMEOUT_S, log: Callable[[str], None] = print) -> models.DeploymentView:
+    """Record a deploy or rollback, wait until every worker serves its model; undo it if they do not."""
+    done = change()
+    finish(factory, settings, done, timeout, log)
     return done
 
 
@@ -150,6 +179,9 @@ def main(argv: Optional[List[str]], settings: Settings) -> int:
     except HongguanjiaError as exc:
         print(f"model: {exc}", file=sys.stderr)
         return 1
+    except (NoWorkers, Superseded) as exc:
+        print(f"model: recorded; {exc}", file=sys.stderr)
+        return 0
     except RolloutFailed as exc:
         print(f"model: {exc}", file=sys.stderr)
         return 1
