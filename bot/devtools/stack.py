@@ -124,6 +124,7 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
     wecom_port = free_port()
     token = secrets.token_urlsafe(12)
     env = rasa_env(DATABASE_URL=db_url, HG_VAR_DIR=str(workdir), HG_DISPATCH_INTERVAL="0.2",
+               HG_REVIEWED_DIR=str(workdir / "reviewed"),
                WECOM_WEBHOOK_URL=f"http://127.0.0.1:{wecom_port}/cgi-bin/webhook/send", HG_RASA_TOKEN=token,
                HG_CONSOLE_BASE_URL=f"http://127.0.0.1:{ports['HG_CONSOLE_PORT']}",
                **{k: str(v) for k, v in ports.items()})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import shutil
 import statistics
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot import deploy
 from bot.devtools.stack import Stack
+from bot.devtools.traffic import Traffic
 from bot.services import models
 from bot.store.db import make_engine, make_session_factory
 
@@ -34,38 +34,6 @@ def _second_copy(model: Path, folder: Path) -> Path:
     with open(target, "ab") as f:
         f.write(gzip.compress(b""))
     return target
-
-
-class _Traffic:
-    """Other residents talking to the assistant all the time, each request timed."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.latencies: List[float] = []
-        self.failures: List[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "_Traffic":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            n += 1
-            started = time.monotonic()
-            try:
-                replies = self.stack.say(f"swap-traffic-{n % 5}", "最近有义诊吗" if n % 2 else "你好", timeout=30)
-                if not replies:
-                    self.failures.append(f"#{n}: no reply")
-            except OSError as exc:
-                self.failures.append(f"#{n}: {exc}")
-            self.latencies.append(time.monotonic() - started)
 
 
 def _status(stack: Stack) -> Dict[str, object]:
@@ -86,7 +54,7 @@ def test_deploy_and_rollback_swap_every_worker_without_disturbing_a_conversation
 
     mid_form = _texts(stack.say("swap-resident", "洗衣机下水管堵了，阳台都是水"))
     assert "详细地址" in mid_form
-    with _Traffic(stack) as traffic:
+    with Traffic(stack, prefix="swap-traffic") as traffic:
         time.sleep(2)
         done = deploy.switch(factory, stack.settings,
                              lambda: models.deploy(factory, v2.id, staff_key="admin", reason="换模型测试"),
@@ -104,7 +72,7 @@ def test_deploy_and_rollback_swap_every_worker_without_disturbing_a_conversation
     after = _texts(stack.say("swap-resident", "吉利花园3号楼2单元501"))
     assert "详细地址" not in after and ("电话" in after or "手机" in after), after
 
-    with _Traffic(stack) as traffic:
+    with Traffic(stack, prefix="swap-traffic") as traffic:
         back = deploy.switch(factory, stack.settings, lambda: models.rollback(factory, "admin", "测试回退"),
                              timeout=120, log=lambda _m: None)
     assert back.model.id == v1.id and back.action == "rollback"
