@@ -143,9 +143,9 @@ def _sqlite_tracker_in_wal_mode(settings: Settings) -> None:
 
 
 def serve_trained_model(settings: Settings, model: Path, log: Callable[[str], None] = print) -> None:
-    """Put the model trained from the repository's data in the registry; serve it if the registry never saw it
-    (a fresh machine, or data changed since). A known model is not redeployed: an admin's deploy or rollback
-    stands across restarts."""
+    """Put the model trained from the repository's data in the registry; serve it if it was never deployed and no
+    admin manages the models yet (bot/services/models.py `deploy`): an admin's deploy or rollback stands across
+    restarts, and a model with reviewed labels goes through the gate."""
     from bot.errors import InvalidState
     from bot.services import models
     from bot.store.db import make_engine, make_session_factory

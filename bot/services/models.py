@@ -4,8 +4,9 @@ deployed it and when, and whether each worker has taken it.
 - `register` records a model file once (by its digest) with the fingerprint of the data it was trained from;
   `record_gate` adds the gate's verdict and figures (bot/retrain.py).
 - `deploy` makes a model the one to serve. An admin may deploy only a model whose gate passed against the model
-  being served right now; the runner (`make run`) may deploy a model the registry has never seen, which is how
-  the model of the repository's own data is served on a fresh machine.
+  being served right now. The runner (`make run`) may deploy a model that was never deployed, as long as no admin
+  has deployed or rolled back since: that is how the model of the repository's own data is served on a fresh
+  machine and after a developer's data change, and why an admin's choice is never overridden by a restart.
 - `rollback` undoes the latest deploy that was not undone yet, and serves the model that was served before it;
   repeated rollbacks walk further back. `restore` is the same for a deploy that did not reach every worker.
 - Rasa workers fetch the deployed model from the console (Rasa's model-server protocol, bot/console/models.py)
@@ -241,8 +242,10 @@ def deploy(factory: sessionmaker, model_id: int, *, staff_key: Optional[str] = N
         current = _current(session)
         if current is not None and current.model_id == model_id:
             raise InvalidState(f"v{model_id} 已经在用了", model=model_id)
-        if runner:
-            if current is not None and session.query(ModelDeployment).filter_by(model_id=model_id).count():
+        if runner and current is not None:
+            if current.actor != RUNNER:
+                raise InvalidState("an admin deployed the model in use; the runner leaves it", model=model_id)
+            if session.query(ModelDeployment).filter_by(model_id=model_id).count():
                 raise InvalidState("the runner deploys only a model that was never deployed", model=model_id)
         elif current is not None:
             if row.gate_passed is not True:

@@ -55,6 +55,10 @@ def served(factory: sessionmaker, tmp_path: Path) -> Dict[str, models.ModelView]
     return {"v1": v1, "v2": models.get(factory, v2.id), "v3": models.get(factory, v3.id)}
 
 
+def served_dir(served: Dict[str, models.ModelView]) -> Path:
+    return Path(served["v1"].path).parent
+
+
 def test_a_model_file_is_registered_once_with_its_data_fingerprint(factory, tmp_path) -> None:
     path = _model(tmp_path, "0123abcd", "x")
     first = models.register(factory, path, actor=models.RUNNER)
@@ -82,9 +86,21 @@ def test_an_admin_deploys_only_a_model_whose_gate_passed_against_the_model_in_us
     models.record_gate(factory, served["v3"].id, served["v1"].id, _report(True))
     with pytest.raises(InvalidState, match="请重新对比"):
         models.deploy(factory, served["v3"].id, staff_key="admin")
-    # the runner never redeploys a model that was deployed before (the admin's choice stands)
-    with pytest.raises(InvalidState):
+    # once an admin deployed, the runner deploys nothing, not even a model never seen (the admin's choice stands)
+    with pytest.raises(InvalidState, match="an admin deployed"):
         models.deploy(factory, served["v1"].id, runner=True)
+    fresh = models.register(factory, _model(served_dir(served), "eeee", "five"), actor=models.RUNNER)
+    with pytest.raises(InvalidState, match="an admin deployed"):
+        models.deploy(factory, fresh.id, runner=True)
+
+
+def test_the_runner_serves_a_new_model_of_changed_data_but_never_one_served_before(factory, tmp_path) -> None:
+    v1 = models.register(factory, _model(tmp_path, "aaaa", "one"), actor=models.RUNNER)
+    models.deploy(factory, v1.id, runner=True)
+    v2 = models.register(factory, _model(tmp_path, "bbbb", "two"), actor=models.RUNNER)
+    assert models.deploy(factory, v2.id, runner=True).model.id == v2.id
+    with pytest.raises(InvalidState, match="never deployed"):
+        models.deploy(factory, v1.id, runner=True)
 
 
 def test_rollbacks_walk_back_through_the_deploys_and_stop_at_the_first(factory, served, tmp_path) -> None:

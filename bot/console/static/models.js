@@ -1,5 +1,6 @@
 // The model page follows a retrain and a swap without reloading: it asks /admin/models/state every 2 s while
-// something is going on and reloads the page once it is over (the server renders the result).
+// something is going on, shows the steps and the workers, and reloads the page once it is over (the server
+// renders the result). When nothing is going on the page stays as the server rendered it.
 (function () {
   "use strict";
   var root = document.getElementById("models");
@@ -31,8 +32,7 @@
       var now = busy(state);
       if (wasBusy && !now) { window.location.reload(); return; }
       wasBusy = now;
-      show(state);
-      if (now) { window.setTimeout(poll, 2000); }
+      if (now) { show(state); window.setTimeout(poll, 2000); }
     }).catch(function () { window.setTimeout(poll, 5000); });
   }
   poll();
