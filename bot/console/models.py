@@ -87,10 +87,8 @@ async def _page(request: Request, status: int = 200, error: Optional[str] = None
     state = await console.run(_state, console)
     versions = await console.run(models.versions, console.factory, 30)
     history = await console.run(models.history, console.factory, 30)
-    job = state["job"]
     return render(request, "admin_models.html", status=status, state=state, versions=versions, history=history,
-                  job=job, error=error, done=done or DONE.get(request.args.get("done") or ""),
-                  state_json=json.dumps(state, ensure_ascii=False))
+                  job=state["job"], error=error, done=done or DONE.get(request.args.get("done") or ""))
 
 
 DONE = {"retrain": "已开始重新训练，进度见下方。", "deploy": "已上线，正在等每个 Rasa 进程换上新模型。",

@@ -62,18 +62,20 @@ def _dir(settings: Settings) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` still runs. A finished child stays a zombie until its parent reaps it, and the console
+    worker that started the job may not be the one asking: a zombie counts as finished (and is reaped if ours)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            state = f.read().rsplit(")", 1)[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-    except PermissionError:
-        return True
-    # a finished child of this process stays a zombie until reaped: reap it, it is not running
-    try:
-        done, _status = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:  # not our child: it exists, so it runs
-        return True
+    if state in ("Z", "X"):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return False
+    return True
 
 
 def current(settings: Settings) -> Optional[Job]:
@@ -87,8 +89,9 @@ def current(settings: Settings) -> Optional[Job]:
         if steps_file.is_file() else []
     log = _dir(settings) / f"{meta['id']}.log"
     tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.is_file() else ""
-    return Job(meta["id"], meta["started_by"], meta["started_at"], int(meta["pid"]), _alive(int(meta["pid"])),
-               steps, log_tail=tail)
+    finished = bool(steps) and steps[-1].get("step") == "done"
+    return Job(meta["id"], meta["started_by"], meta["started_at"], int(meta["pid"]),
+               not finished and _alive(int(meta["pid"])), steps, log_tail=tail)
 
 
 def start(settings: Settings, factory: Any, staff_key: str, now: Optional[dt.datetime] = None) -> Job:

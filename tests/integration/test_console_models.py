@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -132,3 +134,16 @@ async def test_a_retrain_runs_in_its_own_process_once_at_a_time_and_reports_its_
     assert "新模型 v7：对比通过" in page.text
     assert len(started) == 1
     assert (await admin.post("/admin/models/retrain", {"csrf_token": csrf})).status == 303  # the next one may start
+
+
+def test_a_finished_job_whose_process_is_a_zombie_is_not_running(settings) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    assert state == "Z"  # finished, not reaped yet
+    assert retrain_jobs._alive(proc.pid) is False
+    assert retrain_jobs._alive(os.getpid()) is True
