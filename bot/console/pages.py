@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_FILES = {  # name → content type; the only files /static/ serves
     "console.css": "text/css; charset=utf-8",
+    "models.js": "text/javascript; charset=utf-8",  # the model page's progress (bot/console/models.py)
 }
 
 

@@ -81,6 +81,10 @@ async def test_only_admins_see_the_model_page(console) -> None:
     assert page.status == 200 and "在用：<strong id=\"deployed\">v1</strong>" in page.text
     assert 'action="/admin/models/2/deploy"' in page.text  # passed against v1
     assert 'action="/admin/models/3/deploy"' not in page.text  # failed
+    assert '<script src="/static/models.js"></script>' in page.text
+    script = await admin.get("/static/models.js")
+    assert script.status == 200 and script.headers["Content-Type"].startswith("text/javascript")
+    assert "data-state-url" in script.text
 
 
 async def test_an_admin_deploys_a_passed_model_is_refused_a_failed_one_and_rolls_back(console, factory) -> None:
