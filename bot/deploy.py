@@ -103,7 +103,7 @@ def finish(factory: sessionmaker, settings: Settings, done: models.DeploymentVie
         log(f"model: {exc}; went back to v{restored.model.id}")
         try:
             wait_rollout(factory, restored.model.sha256, timeout)
-        except RolloutFailed as again:
+        except (RolloutFailed, NoWorkers) as again:
             log(f"model: going back did not reach every worker either: {again}")
         raise RolloutFailed(str(exc)) from exc
     log(f"model: every worker serves v{done.model.id} ({len(state.workers)} workers, "
