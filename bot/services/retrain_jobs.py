@@ -36,8 +36,7 @@ class Job:
     pid: int
     running: bool
     steps: List[Dict[str, Any]] = field(default_factory=list)
-    exit_code: Optional[int] = None
-    log_tail: str = ""
+    log_tail: str = ""  # the end of the job's output, shown when it ended without an outcome
 
     @property
     def outcome(self) -> Optional[Dict[str, Any]]:
@@ -47,7 +46,8 @@ class Job:
     def as_dict(self) -> Dict[str, Any]:
         return {"id": self.id, "started_by": self.started_by, "started_at": self.started_at, "running": self.running,
                 "steps": [{**s, "label": STEP_LABELS.get(s.get("step"), s.get("step"))} for s in self.steps],
-                "outcome": self.outcome, "failed": not self.running and self.outcome is None}
+                "outcome": self.outcome, "failed": not self.running and self.outcome is None,
+                "log_tail": self.log_tail if not self.running and self.outcome is None else ""}
 
 
 def retrain_command(staff_key: str, progress: Path) -> List[str]:

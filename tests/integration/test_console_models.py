@@ -140,6 +140,20 @@ async def test_a_retrain_runs_in_its_own_process_once_at_a_time_and_reports_its_
     assert (await admin.post("/admin/models/retrain", {"csrf_token": csrf})).status == 303  # the next one may start
 
 
+async def test_a_retrain_that_fails_shows_the_end_of_its_log(console, monkeypatch) -> None:
+    broken = "import sys; print('retrain: the training data does not validate: domain.yml 第 3 行'); sys.exit(1)"
+    monkeypatch.setattr(retrain_jobs, "retrain_command", lambda staff_key, progress: [sys.executable, "-c", broken])
+    admin = await _signed_in(console)
+    assert (await admin.post("/admin/models/retrain", {"csrf_token": await admin.csrf()})).status == 303
+    deadline = time.monotonic() + 30
+    while (await admin.get("/admin/models/state")).json()["job"]["running"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    job = (await admin.get("/admin/models/state")).json()["job"]
+    assert job["failed"] is True and job["outcome"] is None and "does not validate" in job["log_tail"]
+    page = await admin.get("/admin/models")
+    assert "没有完成（见下方日志）" in page.text and "domain.yml 第 3 行" in page.text
+
+
 def test_a_finished_job_whose_process_is_a_zombie_is_not_running(settings) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 10
