@@ -114,6 +114,13 @@ class ServedConsole:
         """A new browser (no cookies)."""
         return Browser(self.url, self.http)
 
+    async def signed_in(self, key: str) -> Browser:
+        """A new browser signed in as staff member `key` with the demo password."""
+        browser = self.browser()
+        reply = await browser.login(key)
+        assert reply.status == 303, reply.text
+        return browser
+
 
 @asynccontextmanager
 async def serve_console(settings: Settings, factory: Optional[sessionmaker] = None,

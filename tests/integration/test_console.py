@@ -20,7 +20,7 @@ from bot.console.auth import public
 from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
 from bot.services import accounts
 from bot.store.models import Staff, StaffSession
-from tests.console_kit import DEMO_PASSWORD, Browser, ServedConsole, serve_console
+from tests.console_kit import DEMO_PASSWORD, ServedConsole, serve_console
 from tests.helpers import community_db
 
 SECRET = "test-console-secret-0123456789"
@@ -57,13 +57,6 @@ def _sessions(factory: sessionmaker) -> list:
         return session.query(StaffSession).order_by(StaffSession.id).all()
 
 
-async def _signed_in(console: ServedConsole, key: str = "wangjianguo") -> Browser:
-    browser = console.browser()
-    reply = await browser.login(key)
-    assert reply.status == 303, reply.text
-    return browser
-
-
 # ---- signing in and out -------------------------------------------------------------------------------------
 
 async def test_signing_in_with_the_demo_password_shows_who_is_signed_in_and_their_role(console: ServedConsole) -> None:
@@ -82,7 +75,7 @@ async def test_signing_in_with_the_demo_password_shows_who_is_signed_in_and_thei
 
 async def test_logging_out_ends_the_session_and_the_old_cookie_no_longer_works(
         console: ServedConsole, factory: sessionmaker) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     old_cookies = dict(browser.cookies)
     out = await browser.post("/logout", {"csrf_token": await browser.csrf()})
     assert out.status == 303 and out.location == "/login"
@@ -137,7 +130,7 @@ async def test_the_sixth_try_after_five_failures_is_refused_even_with_the_right_
     right = await browser.post("/login", {"csrf_token": token, "key": "lishufen", "password": DEMO_PASSWORD})
     assert right.status == 401 and "锁定" in right.text and f"{until:%H:%M}" in right.text
     assert "hg_sid" not in browser.cookies
-    other = await _signed_in(console, "wangjianguo")  # only that account is locked
+    other = await console.signed_in("wangjianguo")  # only that account is locked
     assert (await other.get("/")).status == 200
     clock.advance(15 * 60 + 1)
     after = await browser.post("/login", {"csrf_token": token, "key": "lishufen", "password": DEMO_PASSWORD})
@@ -160,7 +153,7 @@ async def test_an_empty_form_is_asked_again_without_counting_a_failure(
 @pytest.mark.parametrize("token", [None, "", "wrong-token"])
 async def test_logout_without_the_right_csrf_token_is_refused_and_the_session_lives_on(
         console: ServedConsole, factory: sessionmaker, token: Optional[str]) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     form = {} if token is None else {"csrf_token": token}
     reply = await browser.post("/logout", form)
     assert reply.status == 403
@@ -170,8 +163,8 @@ async def test_logout_without_the_right_csrf_token_is_refused_and_the_session_li
 
 
 async def test_another_sessions_csrf_token_does_not_count(console: ServedConsole, factory: sessionmaker) -> None:
-    mine = await _signed_in(console, "wangjianguo")
-    theirs = await _signed_in(console, "lishufen")
+    mine = await console.signed_in("wangjianguo")
+    theirs = await console.signed_in("lishufen")
     reply = await mine.post("/logout", {"csrf_token": await theirs.csrf()})
     assert reply.status == 403
     assert all(s.revoked_at is None for s in _sessions(factory))
@@ -200,7 +193,7 @@ async def test_a_login_token_without_its_cookie_is_refused(console: ServedConsol
 
 
 async def test_the_csrf_token_may_come_in_a_header(console: ServedConsole, factory: sessionmaker) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     reply = await browser.post("/logout", headers={"X-CSRF-Token": await browser.csrf()})
     assert reply.status == 303
     assert all(s.revoked_at is not None for s in _sessions(factory))
@@ -247,15 +240,15 @@ async def test_every_login_gets_a_new_session_id_and_ends_the_browsers_previous_
     lambda value: "x" + value,  # sid changed under the signature
 ])
 async def test_a_tampered_session_cookie_counts_as_signed_out(console: ServedConsole, mangle) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     browser.cookies["hg_sid"] = mangle(browser.cookies["hg_sid"])
     reply = await browser.get("/")
     assert reply.status == 302 and reply.location == "/login"
 
 
 async def test_an_idle_session_expires_and_an_active_one_stays(console: ServedConsole, clock) -> None:
-    active = await _signed_in(console, "wangjianguo")
-    idle = await _signed_in(console, "lishufen")
+    active = await console.signed_in("wangjianguo")
+    idle = await console.signed_in("lishufen")
     clock.advance(11 * 3600)
     assert (await active.get("/")).status == 200
     clock.advance(1.5 * 3600)  # 12.5 h since login: the idle one is over, the active one was seen 1.5 h ago
@@ -266,7 +259,7 @@ async def test_an_idle_session_expires_and_an_active_one_stays(console: ServedCo
 
 
 async def test_a_signed_in_visit_to_the_login_page_goes_on(console: ServedConsole) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     reply = await browser.get("/login?next=/x")
     assert reply.status == 302 and reply.location == "/x"
 
@@ -274,7 +267,7 @@ async def test_a_signed_in_visit_to_the_login_page_goes_on(console: ServedConsol
 # ---- pages, headers, static ---------------------------------------------------------------------------------
 
 async def test_pages_carry_the_security_headers_and_are_not_cached(console: ServedConsole) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     for reply in (await browser.get("/"), await console.browser().get("/login"), await browser.get("/nowhere")):
         assert reply.headers["X-Frame-Options"] == "DENY"
         assert "default-src 'self'" in reply.headers["Content-Security-Policy"]
@@ -298,7 +291,7 @@ async def test_static_serves_only_its_fixed_list(console: ServedConsole, path: s
 
 
 async def test_an_unknown_page_is_a_chinese_404_page(console: ServedConsole) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     reply = await browser.get("/no/such/page")
     assert reply.status == 404 and "页面不存在" in reply.text and "王建国" in reply.text
 
@@ -337,7 +330,7 @@ async def test_the_api_with_a_bearer_token_says_who_it_belongs_to(console: Serve
 
 
 async def test_the_api_does_not_accept_the_session_cookie(console: ServedConsole) -> None:
-    browser = await _signed_in(console)
+    browser = await console.signed_in("wangjianguo")
     assert (await browser.get("/api/me")).status == 401
 
 
@@ -466,7 +459,7 @@ async def test_service_errors_become_api_statuses_with_a_json_reason(
 async def test_service_errors_on_pages_become_chinese_message_pages(extended: ServedConsole) -> None:
     missing = await extended.browser().get("/test/missing")
     assert missing.status == 404 and "没有找到" in missing.text
-    browser = await _signed_in(extended)
+    browser = await extended.signed_in("wangjianguo")
     conflict = await browser.get("/test/conflict")
     assert conflict.status == 409 and "状态已经变化" in conflict.text and "王建国" in conflict.text
 

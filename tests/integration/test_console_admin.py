@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.services import lifecycle, residents, tickets
 from bot.store.db import unit_of_work
 from bot.store.models import Notification
-from tests.console_kit import Browser, ServedConsole, serve_console
+from tests.console_kit import ServedConsole, serve_console
 from tests.helpers import community_db
 
 
@@ -44,14 +44,8 @@ async def console(settings: Settings, factory: sessionmaker, clock: Callable[[],
         yield served
 
 
-async def _signed_in(console: ServedConsole, key: str) -> Browser:
-    browser = console.browser()
-    assert (await browser.login(key)).status == 303
-    return browser
-
-
 async def test_the_secretary_sees_statistics_with_a_chart_and_downloads_them_as_csv(console) -> None:
-    browser = await _signed_in(console, "gaohong")
+    browser = await console.signed_in("gaohong")
     page = await browser.get("/admin/stats")
     assert page.status == 200 and "吉利花园" in page.text and "漏水报修" in page.text and "10.0" in page.text
     chart = await browser.get("/admin/stats/weekly.svg")
@@ -63,7 +57,7 @@ async def test_the_secretary_sees_statistics_with_a_chart_and_downloads_them_as_
 
 
 async def test_an_admin_sends_an_announcement_to_one_estate_and_sees_how_many_it_reaches(console, factory) -> None:
-    browser = await _signed_in(console, "admin")
+    browser = await console.signed_in("admin")
     token = (await browser.get("/admin/announcements")).csrf_token()
     sent = await browser.request("POST", "/admin/announcements", data=[
         ("csrf_token", token), ("kind", "safety"), ("title", "冬季防火"), ("body", "出门记得关燃气。"),
@@ -80,7 +74,7 @@ async def test_an_admin_sends_an_announcement_to_one_estate_and_sees_how_many_it
 
 @pytest.mark.parametrize("key", ["wangjianguo", "zhouming", "chenjing", "maguilan"])
 async def test_grid_staff_property_managers_and_duty_staff_do_not_get_the_admin_pages(console, key: str) -> None:
-    browser = await _signed_in(console, key)
+    browser = await console.signed_in(key)
     for path in ("/admin/stats", "/admin/stats.csv", "/admin/announcements", "/admin/volunteers.csv"):
         assert (await browser.get(path)).status == 403, path
     signed_out = console.browser()
@@ -88,7 +82,7 @@ async def test_grid_staff_property_managers_and_duty_staff_do_not_get_the_admin_
 
 
 async def test_an_admin_edits_staff_and_the_roster_in_the_console_and_sees_the_change_log(console, factory) -> None:
-    browser = await _signed_in(console, "admin")
+    browser = await console.signed_in("admin")
     page = await browser.get("/admin/community")
     assert page.status == 200 and "周明" in page.text and "值班表" in page.text
     token = page.csrf_token()

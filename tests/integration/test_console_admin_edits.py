@@ -14,7 +14,7 @@ from bot.config import Settings
 from bot.services import accounts, clinics, volunteers
 from bot.store.db import unit_of_work
 from bot.store.models import AuditEntry, Building, ClinicEvent, Estate, Grid
-from tests.console_kit import Browser, ServedConsole, serve_console
+from tests.console_kit import ServedConsole, serve_console
 from tests.helpers import community_db
 
 
@@ -42,12 +42,6 @@ async def console(settings: Settings, factory: sessionmaker, clock: Callable[[],
         yield served
 
 
-async def _signed_in(console: ServedConsole, key: str) -> Browser:
-    browser = console.browser()
-    assert (await browser.login(key)).status == 303
-    return browser
-
-
 def _audit(factory: sessionmaker) -> List[Tuple[str, str, str, str]]:
     with unit_of_work(factory) as s:
         return [(e.actor, e.entity, e.entity_key, e.action) for e in s.query(AuditEntry).order_by(AuditEntry.id)]
@@ -69,7 +63,7 @@ def _clinic_form(token: str, **values: str) -> Dict[str, str]:
 # ---- clinic events -----------------------------------------------------------------------------------------
 
 async def test_an_admin_adds_edits_cancels_and_deletes_clinics_with_one_audit_row_each(console, factory) -> None:
-    browser = await _signed_in(console, "gaohong")
+    browser = await console.signed_in("gaohong")
     page = await browser.get("/admin/clinics")
     assert page.status == 200 and "社区眼科义诊" in page.text and "添加义诊活动" in page.text
     token = page.csrf_token()
@@ -93,7 +87,7 @@ async def test_an_admin_adds_edits_cancels_and_deletes_clinics_with_one_audit_ro
 @pytest.mark.parametrize("bad", [dict(start="11:00", end="09:00"), dict(date="下周三"), dict(title=""),
                                  dict(place=" "), dict(start="9点")])
 async def test_a_bad_clinic_form_gets_a_400_page_and_writes_nothing(console, factory, bad) -> None:
-    browser = await _signed_in(console, "admin")
+    browser = await console.signed_in("admin")
     token = (await browser.get("/admin/clinics")).csrf_token()
     with unit_of_work(factory) as s:
         count = s.query(ClinicEvent).count()
@@ -107,7 +101,7 @@ async def test_a_bad_clinic_form_gets_a_400_page_and_writes_nothing(console, fac
 
 
 async def test_a_missing_clinic_is_404_and_a_second_cancel_is_409(console, factory) -> None:
-    browser = await _signed_in(console, "admin")
+    browser = await console.signed_in("admin")
     token = (await browser.get("/admin/clinics")).csrf_token()
     assert (await browser.post("/admin/clinics/9999/cancel", {"csrf_token": token})).status == 404
     eye = _clinic_id(factory, "社区眼科义诊")
@@ -119,7 +113,7 @@ async def test_a_missing_clinic_is_404_and_a_second_cancel_is_409(console, facto
 # ---- estates, buildings, grids -----------------------------------------------------------------------------
 
 async def test_an_admin_edits_an_estate_adds_and_moves_buildings_and_edits_a_grid(console, factory) -> None:
-    browser = await _signed_in(console, "admin")
+    browser = await console.signed_in("admin")
     page = await browser.get("/admin/community/layout")
     assert page.status == 200 and "吉利花园" in page.text and "第一网格" in page.text
     token = page.csrf_token()
@@ -162,7 +156,7 @@ async def test_an_admin_edits_an_estate_adds_and_moves_buildings_and_edits_a_gri
     ("/admin/community/grids/grid-1", {"name": "第一网格", "leader": "wangjianguo", "members": "wangjianguo"}),
 ])
 async def test_bad_estate_building_and_grid_edits_get_a_400_and_change_nothing(console, factory, path, form) -> None:
-    browser = await _signed_in(console, "admin")
+    browser = await console.signed_in("admin")
     token = (await browser.get("/admin/community/layout")).csrf_token()
     with unit_of_work(factory) as s:
         before = [(b.estate_id, b.number, b.grid_id) for b in s.query(Building).order_by(Building.id)]
@@ -176,7 +170,7 @@ async def test_bad_estate_building_and_grid_edits_get_a_400_and_change_nothing(c
 
 
 async def test_an_inactive_staff_member_cannot_lead_a_grid(console, factory) -> None:
-    browser = await _signed_in(console, "admin")
+    browser = await console.signed_in("admin")
     token = (await browser.get("/admin/community")).csrf_token()
     off = await browser.post("/admin/community/staff/lishufen", {"csrf_token": token, "name": "李淑芬",
                                                                  "role": "grid_leader"})  # "active" unticked
@@ -190,11 +184,11 @@ async def test_an_inactive_staff_member_cannot_lead_a_grid(console, factory) -> 
 # ---- volunteer teams ---------------------------------------------------------------------------------------
 
 async def test_the_volunteer_page_lists_teams_with_sign_ups_and_only_an_admin_sees_full_phones(console) -> None:
-    secretary = await (await _signed_in(console, "gaohong")).get("/admin/volunteers")
+    secretary = await (await console.signed_in("gaohong")).get("/admin/volunteers")
     assert secretary.status == 200 and "黄色邻里互助志愿服务队" in secretary.text and "何晓雨" in secretary.text
     assert "刘阿姨" in secretary.text and "138****5678" in secretary.text and "13812345678" not in secretary.text
     assert 'href="/admin/volunteers.csv"' in secretary.text
-    admin = await (await _signed_in(console, "admin")).get("/admin/volunteers")
+    admin = await (await console.signed_in("admin")).get("/admin/volunteers")
     assert "13812345678" in admin.text
 
 
@@ -203,7 +197,7 @@ async def test_the_volunteer_page_lists_teams_with_sign_ups_and_only_an_admin_se
 @pytest.mark.parametrize("key", ["zhouming", "wangjianguo", "chenjing", "maguilan", "hexiaoyu"])
 async def test_staff_outside_the_admin_roles_get_403_on_every_new_page_and_change_nothing(console, factory,
                                                                                           key) -> None:
-    browser = await _signed_in(console, key)
+    browser = await console.signed_in(key)
     for path in ("/admin/clinics", "/admin/community/layout", "/admin/volunteers"):
         assert (await browser.get(path)).status == 403, path
     token = await browser.csrf()
@@ -225,7 +219,7 @@ async def test_staff_outside_the_admin_roles_get_403_on_every_new_page_and_chang
 
 
 async def test_the_admin_navigation_links_the_new_pages(console) -> None:
-    home = await (await _signed_in(console, "gaohong")).get("/")
+    home = await (await console.signed_in("gaohong")).get("/")
     for path in ("/admin/clinics", "/admin/community/layout", "/admin/volunteers"):
         assert f'href="{path}"' in home.text
 
@@ -260,7 +254,7 @@ async def test_the_stats_api_returns_the_pages_rows_for_the_same_query(console, 
     by_grid = (await browser.get("/api/admin/stats?by=grid", headers=headers)).json()
     assert by_grid["by"] == "grid" and [(r["group"], r["kind"], r["tickets"]) for r in by_grid["rows"]] == [
         ("第一网格", "leak", 1)]
-    page = await (await _signed_in(console, "gaohong")).get("/admin/stats?by=grid")
+    page = await (await console.signed_in("gaohong")).get("/admin/stats?by=grid")
     assert "第一网格" in page.text
     since = (_today() + dt.timedelta(days=1)).isoformat()
     later = (await browser.get(f"/api/admin/stats?since={since}&until={since}", headers=headers)).json()

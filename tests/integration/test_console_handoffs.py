@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.services import accounts, handoff, residents
 from bot.store.db import unit_of_work
 from bot.store.models import Handoff, HandoffReply, Notification
-from tests.console_kit import Browser, ServedConsole, serve_console
+from tests.console_kit import ServedConsole, serve_console
 from tests.helpers import community_db
 
 SECRET = "test-console-secret-0123456789"
@@ -106,12 +106,6 @@ def _event(kind: str, text: str, at: dt.datetime) -> dict:
     return {"event": kind, "text": text, "timestamp": at.replace(tzinfo=dt.timezone.utc).timestamp()}
 
 
-async def _signed_in(console: ServedConsole, key: str) -> Browser:
-    browser = console.browser()
-    assert (await browser.login(key)).status == 303
-    return browser
-
-
 def _replies(factory: sessionmaker) -> List[HandoffReply]:
     with unit_of_work(factory) as session:
         return session.query(HandoffReply).order_by(HandoffReply.id).all()
@@ -127,7 +121,7 @@ async def test_the_inbox_lists_waiting_residents_oldest_first_with_how_long_they
         residents.remember(session, OPENID, name="张阿姨", phone="13812345678")
     _open(factory, REST_ID, "转人工", clock() - dt.timedelta(minutes=3))
     _open(factory, OPENID, "我要找真人", clock() - dt.timedelta(hours=1, minutes=5))
-    page = await (await _signed_in(console, "maguilan")).get("/handoffs")
+    page = await (await console.signed_in("maguilan")).get("/handoffs")
     assert page.status == 200
     assert page.text.index("张阿姨") < page.text.index("inbox-7 (REST)")
     assert "138****5678" in page.text and "13812345678" not in page.text
@@ -140,7 +134,7 @@ async def test_the_inbox_lists_waiting_residents_oldest_first_with_how_long_they
 async def test_a_grid_member_is_refused_the_inbox_its_pages_and_the_api(
         console: ServedConsole, factory: sessionmaker, clock: Callable[[], dt.datetime]) -> None:
     hid = _open(factory, OPENID, "转人工", clock())
-    browser = await _signed_in(console, "zhouming")
+    browser = await console.signed_in("zhouming")
     token = await browser.csrf()
     assert (await browser.get("/handoffs")).status == 403
     assert (await browser.get(f"/handoffs/{hid}")).status == 403
@@ -157,7 +151,7 @@ async def test_a_grid_member_is_refused_the_inbox_its_pages_and_the_api(
 
 
 async def test_an_unknown_handoff_is_404_on_the_page_and_the_api(console: ServedConsole, factory: sessionmaker) -> None:
-    browser = await _signed_in(console, "maguilan")
+    browser = await console.signed_in("maguilan")
     assert (await browser.get("/handoffs/424242")).status == 404
     token = await browser.csrf()
     assert (await browser.post("/handoffs/424242/reply", {"csrf_token": token, "text": "您好"})).status == 404
@@ -176,7 +170,7 @@ async def test_the_conversation_page_merges_rasa_turns_with_staff_replies_in_tim
     rasa.events[OPENID] = [_event("user", "我要找真人，转人工", t0), _event("bot", "好的，已通知社区值班工作人员", t0),
                            _event("user", "你好？有人吗", t0 + dt.timedelta(minutes=1)),
                            _event("user", "我家停水了", t0 + dt.timedelta(minutes=3))]
-    page = await (await _signed_in(console, "maguilan")).get(f"/handoffs/{hid}")
+    page = await (await console.signed_in("maguilan")).get(f"/handoffs/{hid}")
     assert page.status == 200
     order = [page.text.index(s) for s in ("好的，已通知", "你好？有人吗", "您好，我是高红", "我家停水了")]
     assert order == sorted(order)
@@ -188,7 +182,7 @@ async def test_the_conversation_page_merges_rasa_turns_with_staff_replies_in_tim
 async def test_a_reply_from_the_page_is_queued_for_the_resident_and_shown_as_pending(
         console: ServedConsole, factory: sessionmaker, clock: Callable[[], dt.datetime]) -> None:
     hid = _open(factory, OPENID, "转人工", clock())
-    browser = await _signed_in(console, "maguilan")
+    browser = await console.signed_in("maguilan")
     token = (await browser.get(f"/handoffs/{hid}")).csrf_token()
     done = await browser.post(f"/handoffs/{hid}/reply", {"csrf_token": token, "text": "您好，请问有什么可以帮您？"})
     assert done.status == 303 and done.location.startswith(f"/handoffs/{hid}?sent=1#reply-")
@@ -203,7 +197,7 @@ async def test_a_reply_from_the_page_is_queued_for_the_resident_and_shown_as_pen
 async def test_a_reply_without_the_sessions_csrf_token_is_refused_and_nothing_is_sent(
         console: ServedConsole, factory: sessionmaker, clock: Callable[[], dt.datetime], token: str) -> None:
     hid = _open(factory, OPENID, "转人工", clock())
-    browser = await _signed_in(console, "maguilan")
+    browser = await console.signed_in("maguilan")
     form = {"text": "您好"} if token is None else {"text": "您好", "csrf_token": token}
     assert (await browser.post(f"/handoffs/{hid}/reply", form)).status == 403
     assert (await browser.post(f"/handoffs/{hid}/release", {k: v for k, v in form.items() if k != "text"})).status == 403
@@ -214,7 +208,7 @@ async def test_an_empty_reply_comes_back_with_a_reason_and_a_rest_resident_canno
         console: ServedConsole, factory: sessionmaker, clock: Callable[[], dt.datetime]) -> None:
     hid = _open(factory, OPENID, "转人工", clock())
     rest = _open(factory, REST_ID, "转人工", clock())
-    browser = await _signed_in(console, "maguilan")
+    browser = await console.signed_in("maguilan")
     token = await browser.csrf()
     empty = await browser.post(f"/handoffs/{hid}/reply", {"csrf_token": token, "text": "   "})
     assert empty.status == 400 and "请填写回复内容" in empty.text
@@ -235,7 +229,7 @@ async def test_handing_back_releases_resumes_rasa_and_returns_to_the_inbox_with_
     with unit_of_work(factory) as session:
         residents.remember(session, OPENID, name="张阿姨")
     hid = _open(factory, OPENID, "转人工", clock())
-    browser = await _signed_in(console, "maguilan")
+    browser = await console.signed_in("maguilan")
     done = await browser.post(f"/handoffs/{hid}/release", {"csrf_token": await browser.csrf()})
     assert done.status == 303 and done.location == f"/handoffs?released={hid}"
     assert rasa.resumed == [OPENID] and handoff.active(factory, OPENID) is None
@@ -252,7 +246,7 @@ async def test_with_rasa_down_the_page_still_shows_the_replies_and_a_release_say
     console = console_rasa_down
     hid = _open(factory, OPENID, "转人工", clock())
     handoff.reply(factory, hid, "maguilan", "您好，我是马桂兰", clock())
-    browser = await _signed_in(console, "maguilan")
+    browser = await console.signed_in("maguilan")
     page = await browser.get(f"/handoffs/{hid}")
     assert page.status == 200 and "对话记录暂时无法读取" in page.text and "您好，我是马桂兰" in page.text
     done = await browser.post(f"/handoffs/{hid}/release", {"csrf_token": page.csrf_token()})

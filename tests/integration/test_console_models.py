@@ -17,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.config import Settings
 from bot.services import models, retrain_jobs
-from tests.console_kit import Browser, ServedConsole, serve_console
+from tests.console_kit import ServedConsole, serve_console
 from tests.helpers import community_db
 from tests.integration.test_model_registry import _model, _report
 
@@ -66,17 +66,11 @@ async def console(settings: Settings, factory: sessionmaker, clock) -> AsyncIter
         yield served
 
 
-async def _signed_in(console: ServedConsole, key: str = "admin") -> Browser:
-    browser = console.browser()
-    assert (await browser.login(key)).status == 303
-    return browser
-
-
 async def test_only_admins_see_the_model_page(console) -> None:
-    member = await _signed_in(console, "zhouming")
+    member = await console.signed_in("zhouming")
     assert (await member.get("/admin/models")).status == 403
     assert (await member.post("/admin/models/rollback", {"csrf_token": await member.csrf()})).status == 403
-    admin = await _signed_in(console)
+    admin = await console.signed_in("admin")
     page = await admin.get("/admin/models")
     assert page.status == 200 and "在用：<strong id=\"deployed\">v1</strong>" in page.text
     assert 'action="/admin/models/2/deploy"' in page.text  # passed against v1
@@ -88,7 +82,7 @@ async def test_only_admins_see_the_model_page(console) -> None:
 
 
 async def test_an_admin_deploys_a_passed_model_is_refused_a_failed_one_and_rolls_back(console, factory) -> None:
-    admin = await _signed_in(console)
+    admin = await console.signed_in("admin")
     csrf = await admin.csrf()
     refused = await admin.post("/admin/models/3/deploy", {"csrf_token": csrf})
     assert refused.status == 409 and "没有通过对比" in refused.text
@@ -118,7 +112,7 @@ async def test_a_retrain_runs_in_its_own_process_once_at_a_time_and_reports_its_
         return [sys.executable, "-c", FAKE_RETRAIN, str(progress), "0.4"]
 
     monkeypatch.setattr(retrain_jobs, "retrain_command", command)
-    admin = await _signed_in(console)
+    admin = await console.signed_in("admin")
     csrf = await admin.csrf()
     first = await admin.post("/admin/models/retrain", {"csrf_token": csrf})
     assert first.status == 303 and first.location == "/admin/models?done=retrain"
@@ -143,7 +137,7 @@ async def test_a_retrain_runs_in_its_own_process_once_at_a_time_and_reports_its_
 async def test_a_retrain_that_fails_shows_the_end_of_its_log(console, monkeypatch) -> None:
     broken = "import sys; print('retrain: the training data does not validate: domain.yml 第 3 行'); sys.exit(1)"
     monkeypatch.setattr(retrain_jobs, "retrain_command", lambda staff_key, progress: [sys.executable, "-c", broken])
-    admin = await _signed_in(console)
+    admin = await console.signed_in("admin")
     assert (await admin.post("/admin/models/retrain", {"csrf_token": await admin.csrf()})).status == 303
     deadline = time.monotonic() + 30
     while (await admin.get("/admin/models/state")).json()["job"]["running"] and time.monotonic() < deadline:

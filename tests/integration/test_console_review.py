@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot import nlu_data
 from bot.config import Settings
-from tests.console_kit import Browser, ServedConsole, serve_console
+from tests.console_kit import ServedConsole, serve_console
 from tests.helpers import community_db
 from tests.integration.test_transcripts import Conversation, _store
 
@@ -43,12 +43,6 @@ async def console(settings: Settings, factory: sessionmaker, clock) -> AsyncIter
         yield served
 
 
-async def _admin(console: ServedConsole, key: str = "admin") -> Browser:
-    browser = console.browser()
-    assert (await browser.login(key)).status == 303
-    return browser
-
-
 def _form_of(page: str) -> tuple:
     item = re.search(r'action="/admin/review/(\d+)"', page)
     version = re.search(r'name="version" value="(\d+)"', page)
@@ -57,7 +51,7 @@ def _form_of(page: str) -> tuple:
 
 
 async def test_an_admin_collects_labels_and_the_label_reaches_the_reviewed_data(console, settings) -> None:
-    admin = await _admin(console)
+    admin = await console.signed_in("admin")
     csrf = await admin.csrf()
     empty = await admin.get("/admin/review")
     assert empty.status == 200 and "没有待审核的消息" in empty.text
@@ -96,7 +90,7 @@ async def test_a_duplicate_of_the_training_data_is_refused_on_the_page(console, 
     with unit_of_work(factory) as s:
         s.add(ReviewItem(key="d" * 64, text=text, examples=[text], suggestion=intent, confidence=0.1, count=1,
                          flags={"fallback": 1}, source="test", status="pending", entities=[], version=1))
-    admin = await _admin(console, "gaohong")
+    admin = await console.signed_in("gaohong")
     csrf = await admin.csrf()
     page = await admin.get("/admin/review")
     item, version = _form_of(page.text)
@@ -106,11 +100,11 @@ async def test_a_duplicate_of_the_training_data_is_refused_on_the_page(console, 
 
 
 async def test_bad_collect_input_and_other_roles_are_refused(console) -> None:
-    admin = await _admin(console)
+    admin = await console.signed_in("admin")
     csrf = await admin.csrf()
     bad = await admin.post("/admin/review/collect", {"csrf_token": csrf, "days": "0"})
     assert bad.status == 400 and "1 到 90" in bad.text
-    leader = await _admin(console, "wangjianguo")
+    leader = await console.signed_in("wangjianguo")
     assert (await leader.get("/admin/review")).status == 403
     leader_csrf = await leader.csrf()
     assert (await leader.post("/admin/review/collect", {"csrf_token": leader_csrf, "days": "7"})).status == 403

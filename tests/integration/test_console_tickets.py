@@ -17,7 +17,7 @@ from bot.services import accounts
 from bot.services.tickets import TicketRequest, open_ticket
 from bot.store.db import unit_of_work
 from bot.store.models import Attachment, Notification, Ticket
-from tests.console_kit import Browser, ServedConsole, serve_console
+from tests.console_kit import ServedConsole, serve_console
 from tests.helpers import community_db
 
 SECRET = "test-console-secret-0123456789"
@@ -84,12 +84,6 @@ def _open(factory: sessionmaker, clock, kind: str, description: str, building: i
                        now=clock() - dt.timedelta(minutes=minutes_ago)).number
 
 
-async def _signed_in(console: ServedConsole, key: str = "zhouming") -> Browser:
-    browser = console.browser()
-    assert (await browser.login(key)).status == 303
-    return browser
-
-
 def _order(page_text: str, numbers: List[str]) -> List[str]:
     return sorted((n for n in numbers if f'data-number="{n}"' in page_text),
                   key=lambda n: page_text.index(f'data-number="{n}"'))
@@ -101,7 +95,7 @@ async def test_the_queue_lists_urgent_tickets_first_and_newest_first_within_each
     old_leak = _open(factory, clock, "leak", "厨房漏水", 3, 40)
     new_repair = _open(factory, clock, "repair", "单元门坏了", 4, 30)
     new_leak = _open(factory, clock, "leak", "阳台漏水", 5, 20)
-    page = await (await _signed_in(console)).get("/")
+    page = await (await console.signed_in("zhouming")).get("/")
     assert page.status == 200
     assert _order(page.text, [old_repair, old_leak, new_repair, new_leak]) == [new_leak, old_leak, new_repair,
                                                                                old_repair]
@@ -113,7 +107,7 @@ async def test_the_queue_filters_by_state_type_urgency_and_mine(
         console: ServedConsole, factory: sessionmaker, clock) -> None:
     repair = _open(factory, clock, "repair", "楼道灯坏了", 2, 10)
     leak = _open(factory, clock, "leak", "厨房漏水", 3, 5)
-    browser = await _signed_in(console)
+    browser = await console.signed_in("zhouming")
     token = (await browser.get(f"/tickets/{leak}")).csrf_token()
     assert (await browser.post(f"/tickets/{leak}/accept", {"csrf_token": token})).status == 303
     both = [repair, leak]
@@ -127,7 +121,7 @@ async def test_the_queue_filters_by_state_type_urgency_and_mine(
 
 @pytest.mark.parametrize("query", ["state=done", "type=leaks", "urgency=high", "mine=maybe"])
 async def test_an_invalid_filter_is_a_400_page_naming_the_filter(console: ServedConsole, query: str) -> None:
-    page = await (await _signed_in(console)).get(f"/?{query}")
+    page = await (await console.signed_in("zhouming")).get(f"/?{query}")
     assert page.status == 400
     assert query.split("=")[0] in page.text and "有误" in page.text
 
@@ -139,7 +133,7 @@ async def test_overdue_tickets_are_highlighted(console: ServedConsole, factory: 
     with unit_of_work(factory) as session:  # accepted, but past its deadline
         past_due = session.query(Ticket).filter_by(number=fresh_repair).one()
         past_due.status, past_due.due_at = "assigned", clock() - dt.timedelta(minutes=1)
-    page = (await (await _signed_in(console)).get("/")).text
+    page = (await (await console.signed_in("zhouming")).get("/")).text
 
     def classes(number: str) -> str:
         start = page.rindex("<li", 0, page.index(f'data-number="{number}"'))
@@ -159,7 +153,7 @@ async def test_more_than_a_hundred_matching_tickets_show_a_hundred_and_say_so(
             session.add(Ticket(number=f"HG-20200101-{i:04d}", kind="repair", priority="normal", status="open",
                                sender_id=SENDER, community="吉利花园", building=2, description="批量", grid_id=grid_id,
                                created_at=clock() - dt.timedelta(minutes=i), updated_at=clock()))
-    page = await (await _signed_in(console)).get("/")
+    page = await (await console.signed_in("zhouming")).get("/")
     assert page.text.count('data-number="') == 100
     assert "共有 102 张工单符合条件" in page.text
 
@@ -179,7 +173,7 @@ async def test_the_ticket_page_shows_the_conversation_photos_full_contact_histor
         session.add(Notification(channel="wechat", recipient="wx-openid-abc", purpose="resident_assigned",
                                  payload={}, ticket_id=ticket.id, status="failed", attempts=3,
                                  last_error="errcode 45015: response out of time limit"))
-    page = await (await _signed_in(console)).get(f"/tickets/{number}")
+    page = await (await console.signed_in("zhouming")).get(f"/tickets/{number}")
     assert page.status == 200
     assert fake.asked == ["wx-openid-abc"]
     assert "请告诉我地址" in page.text and "后来的一句话" not in page.text  # only up to a minute after it opened
@@ -194,14 +188,14 @@ async def test_the_ticket_page_says_the_conversation_is_unreadable_when_rasa_is_
         tmp_path: Path, sqlite_url: str, factory: sessionmaker, clock, sender: str) -> None:
     number = _open(factory, clock, "repair", "楼道灯坏了", 2, 5, sender=sender)
     async with serve_console(_settings(tmp_path, sqlite_url, _free_port()), factory, clock) as console:
-        page = await (await _signed_in(console)).get(f"/tickets/{number}")
+        page = await (await console.signed_in("zhouming")).get(f"/tickets/{number}")
     assert page.status == 200 and "对话记录暂时无法读取" in page.text
 
 
 async def test_a_worker_accepts_starts_and_resolves_with_only_the_allowed_forms_shown(
         console: ServedConsole, factory: sessionmaker, clock) -> None:
     number = _open(factory, clock, "leak", "厨房漏水", 3, 5)
-    browser = await _signed_in(console)
+    browser = await console.signed_in("zhouming")
     page = await browser.get(f"/tickets/{number}")
     assert f'action="/tickets/{number}/accept"' in page.text and "预计上门时间" in page.text
     assert f'action="/tickets/{number}/assign"' not in page.text  # a grid member hands out nothing
@@ -226,7 +220,7 @@ async def test_a_worker_accepts_starts_and_resolves_with_only_the_allowed_forms_
 async def test_the_second_of_two_workers_accepting_gets_a_409_saying_it_was_taken(
         console: ServedConsole, factory: sessionmaker, clock) -> None:
     number = _open(factory, clock, "leak", "厨房漏水", 3, 5)
-    first, second = await _signed_in(console, "zhouming"), await _signed_in(console, "wangjianguo")
+    first, second = await console.signed_in("zhouming"), await console.signed_in("wangjianguo")
     first_token = (await first.get(f"/tickets/{number}")).csrf_token()
     second_token = (await second.get(f"/tickets/{number}")).csrf_token()  # both saw the accept button
     assert (await first.post(f"/tickets/{number}/accept", {"csrf_token": first_token})).status == 303
@@ -237,7 +231,7 @@ async def test_the_second_of_two_workers_accepting_gets_a_409_saying_it_was_take
 async def test_a_leader_assigns_from_the_assignable_list_and_reassigning_needs_a_reason(
         console: ServedConsole, factory: sessionmaker, clock) -> None:
     number = _open(factory, clock, "repair", "楼道灯坏了", 2, 5)
-    browser = await _signed_in(console, "wangjianguo")
+    browser = await console.signed_in("wangjianguo")
     page = await browser.get(f"/tickets/{number}")
     assert '<option value="zhouming">网格员周明</option>' in page.text
     assert 'value="wuxia"' not in page.text  # another grid's member
@@ -253,8 +247,8 @@ async def test_a_leader_assigns_from_the_assignable_list_and_reassigning_needs_a
 
 
 async def test_the_handoff_link_shows_only_for_the_roles_that_handle_handoffs(console: ServedConsole) -> None:
-    assert 'href="/handoffs"' in (await (await _signed_in(console, "maguilan")).get("/")).text
-    assert 'href="/handoffs"' not in (await (await _signed_in(console, "zhouming")).get("/")).text
+    assert 'href="/handoffs"' in (await (await console.signed_in("maguilan")).get("/")).text
+    assert 'href="/handoffs"' not in (await (await console.signed_in("zhouming")).get("/")).text
 
 
 async def test_the_ticket_api_lists_details_and_acts_with_the_same_rules(
