@@ -150,6 +150,9 @@ class Settings:
     rasa_workers: int = 2
     # Where the labels admins accept in the console's review are written (HG_REVIEWED_DIR); training reads it.
     reviewed_dir: Path = PROJECT_ROOT / "data" / "nlu" / "reviewed"
+    # How long the dispatcher leader's lease lasts (HG_DISPATCH_LEASE_SECONDS): a dispatcher standing by takes
+    # over at most this long after the leader died.
+    dispatch_lease_seconds: float = 10.0
 
     @property
     def local_state_path(self) -> Path:
@@ -213,6 +216,7 @@ class Settings:
             rest_token=merged.get("HG_REST_TOKEN") or None,
             rasa_workers=_workers(merged),
             reviewed_dir=Path(merged.get("HG_REVIEWED_DIR") or PROJECT_ROOT / "data" / "nlu" / "reviewed"),
+            dispatch_lease_seconds=float(merged.get("HG_DISPATCH_LEASE_SECONDS") or 10.0),
         )
 
 

@@ -9,6 +9,11 @@ Resident messages (channel "wechat", written by bot/services/lifecycle.py) go th
 message otherwise; a refusal is recorded on the row (`failed` with the errcode), so staff see it on the
 ticket. Each round also runs the housekeeping that must not need cron: escalations and auto-closing.
 
+One dispatcher leads at a time (`Leadership`, the `dispatcher` lease of bot/services/leases.py); others stand by,
+ask every round, and the first to find the lease expired (the leader died) or given back (it stopped) takes over.
+The row claims stay the guard against double sends: a leader that lost its lease mid-round finishes only rows
+it had claimed.
+
 The per-robot rate limit is counted in memory and seeded from the rows sent in the last minute
 when the dispatcher starts, so a restart does not burst. Concurrent processes do not see each
 other's in-flight sends; if together they go over the limit, WeCom answers 45009 and the
@@ -21,8 +26,10 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import os
 import random
 import signal
+import socket
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, TypeVar
 
@@ -36,9 +43,10 @@ from bot.notify.outbox import DueNotification
 from bot.notify.ratelimit import RollingRateLimit
 from bot.notify.resident import housekeeping, resident_sender
 from bot.notify.wecom import ERRCODE_RATE_LIMITED, WeComRobotClient
+from bot.services import leases
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 
-__all__ = ["Dispatcher", "RobotSender", "main", "retry_delay", "serve"]
+__all__ = ["Dispatcher", "Leadership", "RobotSender", "main", "retry_delay", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +98,45 @@ def _append_line(path: Path, line: str) -> None:
         fh.write(line + "\n")
 
 
+class Leadership:
+    """Whether this process is the dispatcher leader: takes the lease when it is free, renews it a few times per
+    time to live, and gives it back on `resign`."""
+
+    def __init__(self, session_factory: sessionmaker, ttl_seconds: float, holder: Optional[str] = None,
+                 clock: Callable[[], dt.datetime] = utcnow_precise) -> None:
+        self._factory = session_factory
+        self._ttl = dt.timedelta(seconds=ttl_seconds)
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self._clock = clock
+        self._renewed_at: Optional[dt.datetime] = None
+        self.leading = False
+
+    async def check(self) -> bool:
+        """True while this process leads (taking or renewing the lease when due)."""
+        now = self._clock()
+        if self.leading and self._renewed_at is not None and now - self._renewed_at < self._ttl / 3:
+            return True
+        try:
+            held = await asyncio.to_thread(leases.hold, self._factory, leases.DISPATCHER, self.holder, self._ttl, now)
+        except Exception:  # noqa: BLE001 - no database: nothing could be recorded, so nobody should send
+            logger.exception("could not renew the dispatcher lease; standing by")
+            held = False
+        if held != self.leading:
+            logger.info("dispatcher %s %s", self.holder, "leads" if held else "stands by")
+        self.leading = held
+        self._renewed_at = now if held else None
+        return held
+
+    async def resign(self) -> None:
+        """Give the lease back, so a process standing by takes over at once."""
+        if self.leading:
+            self.leading = False
+            try:
+                await asyncio.to_thread(leases.release, self._factory, leases.DISPATCHER, self.holder)
+            except Exception:  # noqa: BLE001 - it expires by itself
+                logger.exception("could not give the dispatcher lease back; it expires by itself")
+
+
 class Dispatcher:
     """Delivers pending notifications: claims due rows, posts them, records each outcome."""
 
@@ -106,6 +153,7 @@ class Dispatcher:
         residents: Optional[ResidentSender] = None,
         housekeeping: Optional[Housekeeping] = None,
         housekeeping_seconds: float = 10.0,
+        leadership: Optional[Leadership] = None,
     ) -> None:
         self._settings = settings
         self._session_factory = session_factory
@@ -124,6 +172,7 @@ class Dispatcher:
         self._housekeeping = housekeeping
         self._housekeeping_every = dt.timedelta(seconds=housekeeping_seconds)
         self._housekept_at: Optional[dt.datetime] = None
+        self._leadership = leadership
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(session, ...)` in its own unit of work on a worker thread."""
@@ -173,6 +222,12 @@ class Dispatcher:
         interval = self._settings.dispatch_interval
         logger.info("notification dispatcher started (every %.1fs)", interval)
         while not stop.is_set():
+            if self._leadership is not None and not await self._leadership.check():
+                try:  # standing by
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+                except asyncio.TimeoutError:
+                    pass
+                continue
             try:
                 handled = await self.run_once()
             except Exception:  # noqa: BLE001
@@ -186,6 +241,8 @@ class Dispatcher:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except asyncio.TimeoutError:
                 pass
+        if self._leadership is not None:
+            await self._leadership.resign()
         logger.info("notification dispatcher stopped")
 
     async def _housekeep(self, now: dt.datetime) -> None:
@@ -359,7 +416,9 @@ async def serve(settings: Settings, stop: Optional[asyncio.Event] = None) -> Non
             client = WeComRobotClient(http, settings.wecom_webhook_url, timeout=settings.http_timeout)
             async with resident_sender(settings, session_factory, http) as residents:
                 await Dispatcher(settings, session_factory, client, residents=residents,
-                                 housekeeping=housekeeping(settings, session_factory)).run_forever(stop)
+                                 housekeeping=housekeeping(settings, session_factory),
+                                 leadership=Leadership(session_factory, settings.dispatch_lease_seconds)
+                                 ).run_forever(stop)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)

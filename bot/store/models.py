@@ -475,3 +475,13 @@ class ModelWorker(Base):
     fetching = Column(String(64), nullable=True)  # the model it downloaded last and is loading
     seen_at = Column(DateTime, nullable=False, default=utcnow)
     fetched_at = Column(DateTime, nullable=True)
+
+
+class Lease(Base):
+    """A named role that one process at a time holds until `expires_at` (the dispatcher leader, bot/services/leases.py)."""
+
+    __tablename__ = "leases"
+    name = Column(String(64), primary_key=True)
+    holder = Column(String(120), nullable=False)  # host:pid of the process that holds it
+    expires_at = Column(DateTime, nullable=False)
+    acquired_at = Column(DateTime, nullable=False)  # when this holder took it over (renewals keep it)
