@@ -5,13 +5,18 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 # Rasa must not send telemetry or error reports anywhere.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: setup run test test-fast validate train nlu-eval nlu-compare bench bench-staff bench-retrain lock clean
+.PHONY: setup run run-prod test test-fast validate train nlu-eval nlu-compare bench bench-staff bench-retrain lock clean
 
 setup:
 	@bash scripts/setup.sh
 
 run: setup
 	@$(PY) -m bot run
+
+# Production mode: PostgreSQL, Redis, two Rasa and two action-server replicas behind nginx, a dispatcher standing
+# by (README, "Production mode"). Starts the local PostgreSQL and Redis when installed but stopped.
+run-prod: setup
+	@$(PY) -m bot run --prod
 
 train: setup
 	@$(PY) -m bot train

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import List, Optional
 from zoneinfo import ZoneInfo
 
-from bot.config import PROJECT_ROOT, Settings, rasa_env
+from bot.config import PROJECT_ROOT, Settings, rasa_env, read_env_file
 
 
 def _today(settings: Settings) -> dt.date:
@@ -91,9 +92,23 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runner import run
     from bot.training import ensure_model
 
+    replicas = None
+    if args.prod:
+        from bot import production
+
+        # The defaults go into the environment: every process started from here must see the same ones.
+        configured = {**read_env_file(PROJECT_ROOT / ".env"), **os.environ}
+        os.environ.update({k: v for k, v in production.production_env(configured).items() if k not in configured})
+        settings = Settings.from_env()
+        try:
+            production.prepare(settings)
+            replicas = production.replicas_for(settings)
+        except production.ProductionUnavailable as exc:
+            print(f"run-prod: {exc}", file=sys.stderr)
+            return 1
     cmd_migrate(settings, args)
     cmd_load_community(settings, argparse.Namespace(dir=None, if_changed=True))
-    return run(settings, ensure_model())
+    return run(settings, ensure_model(), replicas=replicas)
 
 
 def cmd_handoff_release(settings: Settings, args: argparse.Namespace) -> int:
@@ -415,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("validate", help="check the training data, domain and config (rasa data validate)").set_defaults(
         func=cmd_validate)
     sub.add_parser("dispatch", help="deliver queued notifications").set_defaults(func=cmd_dispatch)
-    sub.add_parser("run", help="start everything (what `make run` does)").set_defaults(func=cmd_run)
+    run = sub.add_parser("run", help="start everything (what `make run` does)")
+    run.add_argument("--prod", action="store_true", help="production mode (what `make run-prod` does): PostgreSQL, "
+                     "Redis, Rasa and action-server replicas behind nginx, a dispatcher standing by")
+    run.set_defaults(func=cmd_run)
     ho = sub.add_parser("handoff", help="human handoff").add_subparsers(dest="handoff_command", required=True)
     rel = ho.add_parser("release", help="hand a conversation back to the assistant")
     rel.add_argument("sender", help="the conversation as stored: a WeChat OpenID, or rest:<sender> for REST")

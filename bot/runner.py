@@ -16,9 +16,12 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
+
+if TYPE_CHECKING:
+    from bot.production import Replicas
 
 FAKE_WECOM_PORT = 5099
 FAKE_WECHAT_PORT = 5098
@@ -93,8 +96,10 @@ MODEL_PULL_S = 2  # how often every Rasa worker asks the console which model to 
 
 
 def model_server_env(settings: Settings) -> Dict[str, str]:
-    """Where every Rasa worker asks for the deployed model (the console, bot/console/models.py)."""
-    return {"HG_MODEL_SERVER_URL": f"http://127.0.0.1:{settings.console_port}/models/deployed"}
+    """Where every Rasa worker asks for the deployed model (the console, bot/console/models.py): this machine's
+    console unless HG_MODEL_SERVER_URL names another (Rasa on a machine of its own)."""
+    return {"HG_MODEL_SERVER_URL": settings.extra.get("HG_MODEL_SERVER_URL")
+            or f"http://127.0.0.1:{settings.console_port}/models/deployed"}
 
 
 # Rasa's model-server protocol: each worker asks every MODEL_PULL_S seconds, with the Rasa token.
@@ -209,19 +214,37 @@ def _wait_http(url: str, timeout: float, procs: List[subprocess.Popen]) -> bool:
 
 
 class Supervisor:
-    """Starts child processes and stops them all together."""
+    """Starts child processes and stops them all together; restarts the ones started with `restart=True`."""
 
     def __init__(self) -> None:
         self.procs: Dict[str, subprocess.Popen] = {}
+        self._specs: Dict[str, Tuple[List[str], Dict[str, str], Optional[Path]]] = {}
+        self.restarts: Dict[str, int] = {}
 
-    def start(self, name: str, cmd: List[str], env: Dict[str, str], log: Optional[Path] = None) -> None:
-        """Start one child in its own process group."""
+    def start(self, name: str, cmd: List[str], env: Dict[str, str], log: Optional[Path] = None,
+              restart: bool = False) -> None:
+        """Start one child in its own process group; a `restart` child is started again when it ends (`revive`)."""
         out = open(log, "ab") if log else None  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
                                             if out else None, start_new_session=True)
+        if out is not None:
+            out.close()  # the child holds its own copy
+        if restart:
+            self._specs[name] = (cmd, env, log)
+
+    def revive(self) -> List[str]:
+        """Start again every `restart` child that has ended; returns their names."""
+        revived = []
+        for name, (cmd, env, log) in self._specs.items():
+            if self.procs[name].poll() is not None:
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self.start(name, cmd, env, log, restart=True)
+                revived.append(name)
+        return revived
 
     def stop(self) -> None:
         """SIGTERM every child, wait, then SIGKILL what is left."""
+        self._specs.clear()
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -232,17 +255,61 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
 
-    def wait(self) -> str:
-        """Block until one child exits; returns its name."""
+    def wait(self, on_revive: Callable[[str], None] = lambda _name: None) -> str:
+        """Block until a child that is not restarted exits; returns its name. Restarted children are revived."""
         while True:
+            for name in self.revive():
+                on_revive(name)
             for name, proc in self.procs.items():
-                if proc.poll() is not None:
+                if name not in self._specs and proc.poll() is not None:
                     return name
             time.sleep(0.5)
 
 
-def run(settings: Settings, model: Path) -> int:
-    """Start everything, print how to talk to it, and wait for Ctrl-C."""
+def start_services(sup: Supervisor, settings: Settings, env: Dict[str, str], model: Path, token: str,
+                   logs: Path, log: Callable[[str], None] = print, replicas: Optional["Replicas"] = None) -> bool:
+    """Start the action server, the dispatcher, the console and Rasa, in that order, and wait until every Rasa
+    worker serves the deployed model; False if a process ended or did not answer in time (see `logs`).
+
+    The console comes before Rasa: every Rasa worker asks it for the deployed model. With `replicas`
+    (production mode, bot/production.py) nginx listens on the Rasa and action ports in front of several of
+    each, two dispatchers run (one leads), and a replica or dispatcher that ends is started again."""
+    py = sys.executable
+    many = replicas is not None
+    action_ports = list(replicas.action_ports) if many else [settings.action_port]
+    rasa_ports = list(replicas.rasa_ports) if many else [settings.rasa_port]
+    if many:
+        from bot.production import nginx_command
+
+        sup.start("nginx", nginx_command(settings.var_dir / "nginx", settings.rasa_port, settings.action_port,
+                                         replicas), env, logs / "nginx.out")
+    for i, port in enumerate(action_ports, 1):
+        name = f"actions-{i}" if many else "actions"
+        sup.start(name, [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)], env,
+                  logs / f"{name}.log", restart=many)
+    for i in range(1, (replicas.dispatchers if many else 1) + 1):
+        name = f"dispatcher-{i}" if many else "dispatcher"
+        sup.start(name, [py, "-m", "bot", "dispatch"], env, logs / f"{name}.log", restart=many)
+    sup.start("console", console_command(settings.console_port), env, logs / "console.log")
+    serve_trained_model(settings, model, log)
+    if not _wait_http(f"http://127.0.0.1:{settings.console_port}/health", 60, list(sup.procs.values())):
+        return False
+    for i, port in enumerate(rasa_ports, 1):
+        name = f"rasa-{i}" if many else "rasa"
+        sup.start(name, rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
+                                     "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port", str(port),
+                                     "--enable-api", f"--auth-token={token}"),
+                  {**env, **workers_env(settings)}, logs / f"{name}.log", restart=many)
+    procs = list(sup.procs.values())
+    return (all(_wait_http(f"http://127.0.0.1:{port}/health", 120, procs) for port in action_ports)
+            and all(_wait_http(f"http://127.0.0.1:{port}/", 300, procs) for port in rasa_ports)
+            and wait_model_served(settings, 300, procs)
+            and (not many or (_wait_http(f"http://127.0.0.1:{settings.action_port}/health", 30, procs)
+                              and _wait_http(f"{settings.rasa_url}/", 30, procs))))
+
+
+def run(settings: Settings, model: Path, replicas: Optional["Replicas"] = None) -> int:
+    """Start everything, print how to talk to it, and wait for Ctrl-C (`replicas`: production mode)."""
     logs = settings.var_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = rasa_env(**tracker_env(settings), **model_server_env(settings))
@@ -269,28 +336,16 @@ def run(settings: Settings, model: Path) -> int:
         if demo_wechat:
             env.update(demo_wechat_env())
             sup.start("fake-wechat", fake_wechat_command(FAKE_WECHAT_PORT), env, logs / "fake_wechat.out")
-        sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)],
-                  env, logs / "actions.log")
-        sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-        # The console first: every Rasa worker asks it for the deployed model.
-        sup.start("console", console_command(settings.console_port), env, logs / "console.log")
-        serve_trained_model(settings, model)
-        print(f"starting: action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher, "
-              f"console :{settings.console_port}"
+        layout = (f"nginx :{settings.rasa_port} → Rasa " + ", ".join(f":{p}" for p in replicas.rasa_ports)
+                  + f"; nginx :{settings.action_port} → action servers "
+                  + ", ".join(f":{p}" for p in replicas.action_ports)
+                  + f"; {replicas.dispatchers} dispatchers (one leads)" if replicas is not None else
+                  f"action server :{settings.action_port}, Rasa :{settings.rasa_port}, dispatcher")
+        print(f"starting: {layout}, console :{settings.console_port}"
               + (f", local fake WeCom :{FAKE_WECOM_PORT}" if demo_wecom else "")
               + (f", local fake WeChat API :{FAKE_WECHAT_PORT} (demo account)" if demo_wechat else "")
               + f" (logs in {logs})", flush=True)
-        if not _wait_http(f"http://127.0.0.1:{settings.console_port}/health", 60, list(sup.procs.values())):
-            print("failed to start; see the logs in " + str(logs), file=sys.stderr)
-            return 1
-        sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
-                                       "--credentials", "credentials.yml", "--port", str(settings.rasa_port),
-                                       "--enable-api", f"--auth-token={token}"),
-                  {**env, **workers_env(settings)}, logs / "rasa.log")
-        procs = list(sup.procs.values())
-        if not _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs) or \
-                not _wait_http(f"{settings.rasa_url}/", 300, procs) or \
-                not wait_model_served(settings, 300, procs):
+        if not start_services(sup, settings, env, model, token, logs, replicas=replicas):
             print("failed to start; see the logs in " + str(logs), file=sys.stderr)
             return 1
         webchat_line = (f"  微信风格网页聊天 / WeChat-style web chat page:  {webchat_url(settings)}\n"
@@ -307,7 +362,7 @@ def run(settings: Settings, model: Path) -> int:
 {webchat_line}{console_line}  群消息 / group messages: {group_messages}
   转人工回复与交还 / answer and release a handoff:  {settings.console_base_url}/handoffs (值班人员 maguilan)
 按 Ctrl-C 全部停止 / Ctrl-C stops everything.""", flush=True)
-        ended = sup.wait()
+        ended = sup.wait(lambda name: print(f"{name} ended; started it again", file=sys.stderr, flush=True))
         print(f"{ended} exited; stopping the rest", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -14,22 +14,20 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
+
+if TYPE_CHECKING:
+    from bot.production import Replicas
 from bot.runner import (
     Supervisor,
     _wait_http,
-    console_command,
-    endpoints_file,
     fake_wechat_command,
     model_server_env,
-    rasa_command,
-    serve_trained_model,
+    start_services,
     tracker_env,
-    wait_model_served,
     webchat_url,
-    workers_env,
 )
 from bot.services.community import load_community, read_community
 from bot.store.db import make_engine, make_session_factory, migrate, unit_of_work
@@ -51,6 +49,7 @@ class Stack:
     wecom_log: Path
     token: str
     wechat_api_base: Optional[str] = None  # the fake WeChat API, when started with webchat=True
+    replicas: Optional["Replicas"] = None  # production mode's layout, when started with replicas=True
 
     @property
     def webchat_url(self) -> str:
@@ -103,10 +102,14 @@ class Stack:
 
 def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, today=None,
                 redis_url: Optional[str] = None, webchat: bool = False,
-                before_spawn: Optional[Callable[[Settings], None]] = None) -> Stack:
+                before_spawn: Optional[Callable[[Settings], None]] = None, replicas: bool = False,
+                extra_env: Optional[Dict[str, str]] = None) -> Stack:
     """Migrate a fresh database, load the demo community and start every process; waits until ready.
 
     `webchat`: also run the fake WeChat API and put the WeChat channel on the demo account with the web chat page.
+    `replicas`: production mode's layout (bot/production.py): nginx in front of two Rasa replicas (one worker
+    each) and two action servers, two dispatchers; `Stack.replicas` says where they listen.
+    `extra_env`: more settings for every process.
     `before_spawn`: called with the stack's settings just before the first process starts (the bench times
     start-up from there).
     """
@@ -130,6 +133,13 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
                **{k: str(v) for k, v in ports.items()})
     if redis_url:
         env["REDIS_URL"] = redis_url
+    layout = None
+    if replicas:
+        from bot.production import Replicas
+
+        layout = Replicas(rasa_ports=[free_port(), free_port()], action_ports=[free_port(), free_port()])
+        env["HG_RASA_WORKERS"] = "1"
+    env.update(extra_env or {})
     wechat_port = free_port() if webchat else None
     wechat_api_base = f"http://127.0.0.1:{wechat_port}" if wechat_port else None
     if wechat_api_base:
@@ -149,31 +159,16 @@ def start_stack(model: Path, workdir: Path, database_url: Optional[str] = None, 
                              str(wecom_log)], env, logs / "fake_wecom.out")
     if wechat_port:
         sup.start("fake-wechat", fake_wechat_command(wechat_port), env, logs / "fake_wechat.out")
-    sup.start("actions", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.action_port)], env,
-              logs / "actions.log")
-    sup.start("dispatcher", [py, "-m", "bot", "dispatch"], env, logs / "dispatcher.log")
-    # The console first: every Rasa worker asks it for the deployed model.
-    sup.start("console", console_command(settings.console_port), env, logs / "console.log")
-    serve_trained_model(settings, model, log=lambda _m: None)
-    ok = _wait_http(f"{settings.console_base_url}/health", 60, list(sup.procs.values()))
-    if ok:
-        sup.start("rasa", rasa_command("run", "--model", str(model), "--endpoints", str(endpoints_file(settings)),
-                                       "--credentials", str(PROJECT_ROOT / "credentials.yml"), "--port",
-                                       str(settings.rasa_port), "--enable-api", f"--auth-token={token}"),
-                  {**env, **workers_env(settings)}, logs / "rasa.log")
-    procs = list(sup.procs.values())
-    ok = (ok and _wait_http(f"http://127.0.0.1:{settings.action_port}/health", 120, procs)
-          and _wait_http(f"{settings.rasa_url}/", 300, procs)
-          and wait_model_served(settings, 300, procs)
-          and _wait_http(f"http://127.0.0.1:{wecom_port}/", 30, procs)
-          and (not wechat_api_base or _wait_http(f"{wechat_api_base}/", 30, procs)))
+    ok = (start_services(sup, settings, env, model, token, logs, log=lambda _m: None, replicas=layout)
+          and _wait_http(f"http://127.0.0.1:{wecom_port}/", 30, list(sup.procs.values()))
+          and (not wechat_api_base or _wait_http(f"{wechat_api_base}/", 30, list(sup.procs.values()))))
     if not ok:
         sup.stop()
         tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in logs.glob("*") if p.is_file())
         raise RuntimeError(f"stack did not start\n{tails}")
     # Rasa answers / before the model is fully warm; one round trip makes the first test's timing honest.
     stack = Stack(settings=settings, supervisor=sup, wecom_log=wecom_log, token=token,
-                  wechat_api_base=wechat_api_base)
+                  wechat_api_base=wechat_api_base, replicas=layout)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -1,9 +1,17 @@
-"""Production mode: tickets and conversations in PostgreSQL, Redis as Rasa's lock store."""
+"""Production mode (bot/production.py): PostgreSQL, Redis, two Rasa and two action-server replicas behind nginx,
+two dispatchers of which one leads. Short versions of the fault scenarios: a replica or the dispatcher leader is
+killed with SIGKILL in the middle of a conversation, and the residents' conversations and notifications go on.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import re
+import signal
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, List
 
 import pytest
 import redis
@@ -11,11 +19,15 @@ from sqlalchemy import text
 
 from bot.devtools.stack import Stack, start_stack
 from bot.identity import rest_sender
+from bot.runner import _wait_http, wait_model_served
+from bot.services import leases
 from bot.store.db import make_engine, make_session_factory, unit_of_work
-from bot.store.models import Ticket
+from bot.store.models import Notification, Ticket
 from tests.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.slow
+
+LEASE_S = 3  # the dispatcher leader's lease here: a standby takes over at most this long after the leader died
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +40,45 @@ def pg_database() -> Iterator[str]:
 def prod_stack(trained_model: Path, pg_database: str, redis_url: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(trained_model, tmp_path_factory.mktemp("prod"), database_url=pg_database,
-                          redis_url=redis_url)
+                          redis_url=redis_url, replicas=True,
+                          extra_env={"HG_DISPATCH_LEASE_SECONDS": str(LEASE_S)})
     yield running
     running.stop()
 
 
+def _file_leak(stack: Stack, sender: str, between: Callable[[], None] = lambda: None) -> str:
+    """A resident reports a leak in three turns; `between` runs after the first. Returns the receipt."""
+    first = "".join(r.get("text", "") for r in stack.say(sender, "楼上往下漏水，天花板都湿了"))
+    assert "地址" in first or "小区" in first, first
+    between()
+    stack.say(sender, "金穗园2号楼1单元1503")
+    return "".join(r.get("text", "") for r in stack.say(sender, "13912345678"))
+
+
+def _tickets(database_url: str, sender: str) -> List[Ticket]:
+    engine = make_engine(database_url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as s:
+            found = s.query(Ticket).filter_by(sender_id=rest_sender(sender)).all()
+            s.expunge_all()
+            return found
+    finally:
+        engine.dispose()
+
+
+def _kill(stack: Stack, name: str) -> int:
+    pid = stack.supervisor.procs[name].pid
+    os.killpg(pid, signal.SIGKILL)
+    stack.supervisor.procs[name].wait(timeout=10)
+    return pid
+
+
 def test_leak_in_production_mode_is_stored_in_postgresql_with_a_redis_lock_store(
         prod_stack: Stack, pg_database: str, redis_url: str) -> None:
-    prod_stack.say("prod-1", "楼上往下漏水，天花板都湿了")
-    prod_stack.say("prod-1", "金穗园2号楼1单元1503")
-    receipt = "".join(r.get("text", "") for r in prod_stack.say("prod-1", "13912345678"))
-    assert "工单号：HG-" in receipt
+    assert "工单号：HG-" in _file_leak(prod_stack, "prod-1")
+    (ticket,) = _tickets(pg_database, "prod-1")
+    assert (ticket.community, ticket.building, ticket.unit, ticket.room) == ("金穗园", 2, 1, 1503)
     engine = make_engine(pg_database)
-    with unit_of_work(make_session_factory(engine)) as s:
-        ticket = s.query(Ticket).filter_by(sender_id=rest_sender("prod-1")).one()
-        assert (ticket.community, ticket.building, ticket.unit, ticket.room) == ("金穗园", 2, 1, 1503)
     with engine.connect() as conn:
         stored = conn.execute(text("SELECT count(*) FROM events WHERE sender_id = :sender"),
                               {"sender": rest_sender("prod-1")}).scalar()
@@ -51,3 +87,80 @@ def test_leak_in_production_mode_is_stored_in_postgresql_with_a_redis_lock_store
     db = redis_url.rsplit("/", 1)[1]
     clients = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/0").client_list()
     assert any(c.get("db") == db for c in clients), "Rasa holds no connection to the Redis lock store"
+
+
+def test_nginx_spreads_residents_over_both_rasa_replicas(prod_stack: Stack) -> None:
+    replicas = prod_stack.replicas
+    assert replicas is not None and prod_stack.supervisor.procs["nginx"].poll() is None
+    for i in range(8):
+        prod_stack.say(f"prod-spread-{i}", "你好")
+    access = (prod_stack.settings.var_dir / "nginx" / "access.log").read_text()
+    served = [len(re.findall(rf'"POST /webhooks/rest/webhook [^"]*" 200 upstream=127\.0\.0\.1:{port}\b', access))
+              for port in replicas.rasa_ports]
+    assert len(served) == 2 and all(n >= 2 for n in served), (served, access[-2000:])
+
+
+def test_a_rasa_replica_killed_mid_conversation_the_conversation_goes_on_with_its_state(
+        prod_stack: Stack, pg_database: str) -> None:
+    killed: List[int] = []
+    receipt = _file_leak(prod_stack, "prod-kill-rasa", between=lambda: killed.append(_kill(prod_stack, "rasa-1")))
+    assert killed and "工单号：HG-" in receipt, receipt
+    (ticket,) = _tickets(pg_database, "prod-kill-rasa")  # once, with the address given after the kill
+    assert (ticket.community, ticket.building, ticket.room) == ("金穗园", 2, 1503)
+    # the supervisor starts the replica again; it takes the deployed model and serves again
+    assert prod_stack.supervisor.revive() == ["rasa-1"]
+    procs = list(prod_stack.supervisor.procs.values())
+    assert _wait_http(f"http://127.0.0.1:{prod_stack.replicas.rasa_ports[0]}/", 300, procs)
+    assert wait_model_served(prod_stack.settings, 300, procs)
+    assert "工单号：HG-" in _file_leak(prod_stack, "prod-after-revive")
+
+
+def test_an_action_server_killed_mid_conversation_the_other_one_files_the_ticket(
+        prod_stack: Stack, pg_database: str) -> None:
+    receipt = _file_leak(prod_stack, "prod-kill-actions", between=lambda: _kill(prod_stack, "actions-1"))
+    assert "工单号：HG-" in receipt, receipt
+    assert len(_tickets(pg_database, "prod-kill-actions")) == 1
+    assert prod_stack.supervisor.revive() == ["actions-1"]
+    assert _wait_http(f"http://127.0.0.1:{prod_stack.replicas.action_ports[0]}/health", 60,
+                      list(prod_stack.supervisor.procs.values()))
+
+
+def test_the_dispatcher_leader_killed_the_one_standing_by_delivers_every_card_once(
+        prod_stack: Stack, pg_database: str) -> None:
+    engine = make_engine(pg_database)
+    factory = make_session_factory(engine)
+    try:
+        holder = _wait_for(lambda: leases.holder_of(factory, leases.DISPATCHER, dt.datetime.utcnow()), 30)
+        leader = next(name for name, proc in prod_stack.supervisor.procs.items()
+                      if name.startswith("dispatcher-") and holder.endswith(f":{proc.pid}"))
+        _kill(prod_stack, leader)
+        killed_at, before = time.monotonic(), len(prod_stack.wecom_messages())
+        assert "工单号：HG-" in _file_leak(prod_stack, "prod-kill-dispatcher")
+        (ticket,) = _tickets(pg_database, "prod-kill-dispatcher")
+        _wait_for(lambda: any(ticket.number in str(m) for m in prod_stack.wecom_messages()), 60)
+        took_over = time.monotonic() - killed_at
+        new_holder = leases.holder_of(factory, leases.DISPATCHER, dt.datetime.utcnow())
+        assert new_holder is not None and new_holder != holder
+        time.sleep(LEASE_S)  # anything sent twice would show by now
+        delivered = [m["payload"] for m in prod_stack.wecom_messages()[before:]]
+        with unit_of_work(factory) as s:
+            rows = s.query(Notification).filter_by(ticket_id=ticket.id, channel="wecom_robot").all()
+            assert rows and all(r.status == "sent" and r.attempts == 1 for r in rows), [(r.status, r.attempts)
+                                                                                         for r in rows]
+            # each card exactly once (two groups may get the same card: compare the multisets)
+            expected = [r.payload for r in rows]
+            assert [delivered.count(p) for p in expected] == [expected.count(p) for p in expected]
+        assert took_over < 60
+    finally:
+        engine.dispose()
+    assert prod_stack.supervisor.revive() == [leader]
+
+
+def _wait_for(probe, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    pytest.fail(f"nothing after {timeout} s")
