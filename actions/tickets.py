@@ -15,7 +15,7 @@ from actions import deps
 from bot import address as addr
 from bot import lifecycle as lc
 from bot import messages
-from bot.errors import HongguanjiaError, InvalidState, NotFound
+from bot.errors import HongguanjiaError, InvalidState, LimitReached, NotFound
 from bot.services import routing, tickets
 from bot.services.lifecycle import Context
 
@@ -81,6 +81,10 @@ class ActionSubmitTicket(Action):
         try:
             view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now(),
                                           Context.from_settings(d.settings))
+        except LimitReached as exc:
+            logger.info("ticket not opened for %s: %s", tracker.sender_id, exc.message)
+            dispatcher.utter_message(text=messages.too_many_open_tickets(list(exc.data["numbers"])))
+            return _reset()
         except HongguanjiaError as exc:
             logger.warning("ticket not opened for %s: %s", tracker.sender_id, exc.message)
             dispatcher.utter_message(text=messages.TICKET_FAILED)
@@ -103,6 +107,9 @@ class ActionSubmitFeedback(Action):
         try:
             view = await asyncio.to_thread(tickets.open_ticket, d.sessions, request, d.settings.timezone, d.now(),
                                           Context.from_settings(d.settings))
+        except LimitReached as exc:
+            dispatcher.utter_message(text=messages.too_many_open_tickets(list(exc.data["numbers"])))
+            return []
         except HongguanjiaError as exc:
             logger.warning("feedback not filed for %s: %s", tracker.sender_id, exc.message)
             dispatcher.utter_message(text=messages.TICKET_FAILED)

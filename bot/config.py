@@ -153,6 +153,10 @@ class Settings:
     # How long the dispatcher leader's lease lasts (HG_DISPATCH_LEASE_SECONDS): a dispatcher standing by takes
     # over at most this long after the leader died.
     dispatch_lease_seconds: float = 10.0
+    # Abuse limits: messages one sender may send a minute (HG_SENDER_RATE_PER_MINUTE), and tickets one resident
+    # may have open at once (HG_MAX_OPEN_TICKETS); 0 switches a limit off.
+    sender_rate_per_minute: int = 20
+    max_open_tickets: int = 5
 
     @property
     def local_state_path(self) -> Path:
@@ -217,6 +221,8 @@ class Settings:
             rasa_workers=_workers(merged),
             reviewed_dir=Path(merged.get("HG_REVIEWED_DIR") or PROJECT_ROOT / "data" / "nlu" / "reviewed"),
             dispatch_lease_seconds=float(merged.get("HG_DISPATCH_LEASE_SECONDS") or 10.0),
+            sender_rate_per_minute=max(0, _int(merged, "HG_SENDER_RATE_PER_MINUTE", 20)),
+            max_open_tickets=max(0, _int(merged, "HG_MAX_OPEN_TICKETS", 5)),
         )
 
 

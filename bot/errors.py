@@ -45,6 +45,12 @@ class InvalidState(HongguanjiaError):
     code = "invalid_state"
 
 
+class LimitReached(HongguanjiaError):
+    """The caller already has as many of something as one may have at once (e.g. open tickets)."""
+
+    code = "limit_reached"
+
+
 class AuthFailed(HongguanjiaError):
     """A sign-in was refused: unknown or inactive account, or a wrong password (deliberately not told apart)."""
 

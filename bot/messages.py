@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from bot import address as addr
 from bot.address_reply import missing_parts, offered_suggestion
@@ -269,6 +269,16 @@ RATING_LOW = "谢谢您的评价，我们会把您的意见转给社区，改进
 REOPENED = "抱歉没能一次修好！工单已重新打开，网格长会重新安排人员尽快处理。"
 
 EMPTY_MESSAGE = "您好像发了一条空消息。有什么需要帮忙的？可以直接说，比如“家里漏水了”“最近有义诊吗”。"
+SENT_TOO_FAST = ("您发得太快了，我一下子处理不过来。请歇一分钟再发；刚才这几条我没有记下，"
+                 "要紧的事请一分钟后再说一遍。")
+
+
+def too_many_open_tickets(numbers: List[str]) -> str:
+    """The answer when a resident already has as many tickets in hand as one may have: which ones, and what to do."""
+    return (f"您已经有{len(numbers)}张工单正在处理中（{'、'.join(numbers)}），这次先没有登记新的。"
+            "等其中一张办完再报，或者回复“查进度”看看进展；情况紧急请回复“转人工”。")
+
+
 TURN_FAILED = "抱歉，系统刚才出了点问题，您的消息没有处理完。请稍后再发一次，或回复“转人工”。"
 
 # WeChat Official Account channel.

@@ -44,11 +44,13 @@ class Context:
     deadlines: EscalationSettings = EscalationSettings()
     timezone: str = "Asia/Shanghai"
     link_base: str = "http://127.0.0.1:5010"
+    max_open_tickets: int = 5  # per resident at once (HG_MAX_OPEN_TICKETS); 0: no cap
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Context":
         """Built from the settings."""
-        return cls(deadlines=settings.escalation, timezone=settings.timezone, link_base=settings.console_base_url)
+        return cls(deadlines=settings.escalation, timezone=settings.timezone, link_base=settings.console_base_url,
+                   max_open_tickets=settings.max_open_tickets)
 
     def ticket_link(self, number: str) -> str:
         """The ticket's console page."""

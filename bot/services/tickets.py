@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import lifecycle as lc
 from bot import vulnerability
 from bot.address import Address
-from bot.errors import InvalidInput, InvalidState, NotFound
+from bot.errors import InvalidInput, InvalidState, LimitReached, NotFound
 from bot.phone import mask_phones_in
 from bot.services import attachments, community, residents, routing
 from bot.services.lifecycle import Context, resident_action
@@ -135,6 +135,7 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
             with unit_of_work(factory) as session:
                 building = (community.building_for(session, addr.community, addr.building)
                             if addr.community and addr.building is not None else None)
+                _within_open_limit(session, request.sender_id, ctx.max_open_tickets)
                 resident = residents.remember(session, request.sender_id, name=request.contact_name,
                                               phone=request.contact_phone,
                                               address=addr if addr.room is not None else None)
@@ -165,6 +166,17 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")
+
+
+def _within_open_limit(session: Session, sender_id: str, limit: int) -> None:
+    """LimitReached (with the open numbers) when the resident already has `limit` tickets being worked on."""
+    if limit <= 0:
+        return
+    numbers = [n for (n,) in session.query(Ticket.number).filter(Ticket.sender_id == sender_id,
+                                                                  Ticket.status.in_(lc.ACTIVE))
+               .order_by(Ticket.id).limit(limit).all()]
+    if len(numbers) >= limit:
+        raise LimitReached(f"{sender_id} already has {len(numbers)} open tickets", numbers=numbers, limit=limit)
 
 
 def tickets_of(factory: sessionmaker, sender_id: str, only_open: bool = True) -> List[TicketView]:
