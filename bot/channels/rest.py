@@ -29,6 +29,8 @@ from sanic.response import HTTPResponse
 
 from bot import identity, messages
 from bot.config import Settings
+from bot.local_state import LocalState
+from bot.sender_limit import SenderLimit, open_limit
 from bot.text import clean_message
 from bot.wechat.demo import DEMO_TOKEN
 
@@ -92,9 +94,28 @@ def _bearer(authorization: Optional[str]) -> Optional[str]:
 class ResidentRestInput(RestInput):
     """POST /webhooks/rest/webhook with {"sender": …, "message": …}; answers a JSON list of replies."""
 
-    def __init__(self, access: Optional[RestAccess] = None) -> None:
-        """`access` decides who may post (default: open, as before any account is configured)."""
+    def __init__(self, access: Optional[RestAccess] = None, settings: Optional[Settings] = None) -> None:
+        """`access` decides who may post (default: open, as before any account is configured); `settings` give
+        the per-sender rate limit and where it is counted (default: no limit)."""
         self.access = access or RestAccess()
+        self._settings = settings
+        self._limit: Optional[SenderLimit] = None
+
+    def _sender_limit(self) -> SenderLimit:
+        """The rate limit, opened in the worker process on its first request (Redis, else the state file)."""
+        if self._limit is None:
+            settings = self._settings
+            if settings is None or settings.sender_rate_per_minute <= 0:
+                self._limit = open_limit(0)
+            elif settings.redis_url:
+                import redis.asyncio as aioredis
+
+                client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.http_timeout,
+                                                 socket_connect_timeout=settings.http_timeout)
+                self._limit = open_limit(settings.sender_rate_per_minute, redis_client=client)
+            else:
+                self._limit = open_limit(settings.sender_rate_per_minute, state=LocalState(settings.local_state_path))
+        return self._limit
 
     @classmethod
     def name(cls) -> Text:
@@ -104,11 +125,12 @@ class ResidentRestInput(RestInput):
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "ResidentRestInput":
         """The channel with its access rule read from the environment (credentials.yml holds no secrets)."""
-        access = RestAccess.from_settings(Settings.from_env())
+        settings = Settings.from_env()
+        access = RestAccess.from_settings(settings)
         if access.disabled:
             logger.warning("WeChat runs on a real account and HG_REST_TOKEN is not set: "
                            "/webhooks/rest/webhook answers 503 until it is")
-        return cls(access)
+        return cls(access, settings)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Routes: GET / (health) and POST /webhook."""
@@ -139,6 +161,8 @@ class ResidentRestInput(RestInput):
                 return response.json([{"recipient_id": sender, "text": messages.EMPTY_MESSAGE}])
             collector = CollectingOutputChannel()
             sender_id = identity.rest_sender(sender)
+            if not await self._sender_limit().allow(sender_id):
+                return response.json([{"recipient_id": sender, "text": messages.SENT_TOO_FAST}], headers={"Retry-After": "60"})
             try:
                 await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
                                                  metadata=self.get_metadata(request)))

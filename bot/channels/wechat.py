@@ -181,6 +181,9 @@ class WeChatInput(InputChannel):
     async def _handle(self, route: inbound.Route, message: IncomingMessage, on_new_message: NewMessageHandler) -> str:
         """Carry out one route and return the reply text ("" for none)."""
         openid = message.from_user
+        if isinstance(route, (inbound.ToAssistant, inbound.AttachImage)) \
+                and not await self._require_resources().limit.allow(openid):
+            return messages.SENT_TOO_FAST
         if isinstance(route, inbound.ToAssistant):
             return await self._converse(route, openid, on_new_message)
         if not isinstance(route, inbound.Unsubscribed):

@@ -18,6 +18,7 @@ import aiohttp
 
 from bot.config import Settings
 from bot.local_state import LocalState
+from bot.sender_limit import SenderLimit, open_limit
 from bot.wechat.client import DEFAULT_API_BASE, WeChatClient
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.dedupe import DedupeStore, LocalDedupeStore, MemoryDedupeStore, RedisDedupeStore
@@ -47,6 +48,7 @@ class WeChatConfig:
     http_timeout: float = 5.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     timestamp_window: int = 300
+    sender_rate_per_minute: int = 20  # messages one resident may send a minute (bot/sender_limit.py); 0: no limit
 
     def __post_init__(self) -> None:
         if not 0 < self.passive_seconds < 5:
@@ -60,7 +62,8 @@ class WeChatConfig:
             token=settings.wechat_token, appid=settings.wechat_appid, secret=settings.wechat_secret,
             aes_key=settings.wechat_aes_key, api_base=settings.wechat_api_base, redis_url=settings.redis_url,
             database_url=settings.database_url, state_path=settings.local_state_path,
-            passive_seconds=settings.wechat_passive_seconds, http_timeout=settings.http_timeout)
+            passive_seconds=settings.wechat_passive_seconds, http_timeout=settings.http_timeout,
+            sender_rate_per_minute=settings.sender_rate_per_minute)
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
 
@@ -92,6 +95,7 @@ class WeChatResources:
     client: Optional[WeChatClient] = None
     http: Optional[aiohttp.ClientSession] = None
     redis: Optional[Any] = None
+    limit: SenderLimit = field(default_factory=lambda: open_limit(0))
     state: Optional[LocalState] = None
 
     @classmethod
@@ -121,7 +125,8 @@ class WeChatResources:
                                   config.http_timeout)
         kind = "Redis" if redis_client is not None else f"the file {state.path}" if state is not None else "memory"
         log.info("WeChat channel ready (stores in %s, customer-service API %s)", kind, "on" if client else "off")
-        return cls(dedupe=dedupe, options=options, client=client, http=http, redis=redis_client, state=state)
+        return cls(dedupe=dedupe, options=options, client=client, http=http, redis=redis_client, state=state,
+                   limit=open_limit(config.sender_rate_per_minute, redis_client, state))
 
     async def close(self) -> None:
         """Close the HTTP session, the Redis connection pool and the state file."""

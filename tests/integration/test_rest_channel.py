@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Dict, Optional, Tuple
 
@@ -46,16 +47,23 @@ class RestClient:
 
 @asynccontextmanager
 async def served_rest(monkeypatch: pytest.MonkeyPatch, wechat_token: str = "",
-                      rest_token: str = "") -> AsyncIterator[RestClient]:
-    """The channel as Rasa builds it (from_credentials, settings from the environment), served with a stub assistant."""
+                      rest_token: str = "", **env: str) -> AsyncIterator[RestClient]:
+    """The channel as Rasa builds it (from_credentials, settings from the environment), served with a stub assistant;
+    its state file (the rate limit's counts) in a folder of its own."""
     # Empty values win over a developer's .env, so each test sees exactly the configuration it names.
     monkeypatch.setenv("WECHAT_TOKEN", wechat_token)
     monkeypatch.setenv("HG_REST_TOKEN", rest_token)
+    monkeypatch.setenv("REDIS_URL", "")
+    var = tempfile.TemporaryDirectory()
+    monkeypatch.setenv("HG_VAR_DIR", var.name)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     channel = ResidentRestInput.from_credentials(None)
     assistant = StubAssistant()
     async with serve_blueprint(channel.blueprint(assistant), "/webhooks/rest") as base:
         async with aiohttp.ClientSession() as http:
             yield RestClient(base, http, assistant)
+    var.cleanup()
 
 
 # Sender namespace --------------------------------------------------------------------------------
@@ -172,3 +180,28 @@ async def test_a_sender_of_the_longest_allowed_length_fits_the_stored_sender_id(
         status, _, _ = await rest.post({"sender": "x" * 123, "message": "你好"})
     assert status == 200
     assert len(rest.assistant.turns[0][0]) == 128
+
+
+# Rate limit --------------------------------------------------------------------------------------------------
+
+async def test_a_sender_over_the_rate_limit_is_asked_to_wait_and_the_assistant_never_sees_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    await _not_near_the_end_of_a_minute()
+    async with served_rest(monkeypatch, HG_SENDER_RATE_PER_MINUTE="3") as rest:
+        answers = [await rest.post({"sender": "flood-1", "message": f"第{i}条"}) for i in range(5)]
+        other = await rest.post({"sender": "calm-1", "message": "你好"})
+    assert [status for status, _, _ in answers] == [200] * 5
+    assert [replies[0]["text"] for _, replies, _ in answers[3:]] == [messages.SENT_TOO_FAST] * 2
+    assert answers[4][1] == [{"recipient_id": "flood-1", "text": messages.SENT_TOO_FAST}]
+    assert answers[4][2].get("Retry-After") == "60"
+    assert rest.assistant.turns == [("rest:flood-1", f"第{i}条") for i in range(3)] + [("rest:calm-1", "你好")]
+    assert other[1][0]["text"] == "您说：你好"
+
+
+async def _not_near_the_end_of_a_minute() -> None:
+    """The limit counts per clock minute: start a burst well inside one."""
+    import asyncio
+    import time
+
+    if time.time() % 60 > 50:
+        await asyncio.sleep(61 - time.time() % 60)

@@ -508,3 +508,26 @@ async def test_every_message_opens_the_residents_48_hour_window_without_delaying
             return row is not None and row.last_inbound_at is not None
 
     await eventually(recorded)
+
+
+# Rate limit ---------------------------------------------------------------------------------------
+
+async def test_a_resident_over_the_rate_limit_is_asked_to_wait_and_a_retry_is_not_counted_again(
+        fake_api: FakeWeChatServer, sqlite_url: str, tmp_path) -> None:
+    import time
+
+    if time.time() % 60 > 50:  # the limit counts per clock minute: start well inside one
+        await asyncio.sleep(61 - time.time() % 60)
+    config = _config(fake_api, sqlite_url, sender_rate_per_minute=3, state_path=tmp_path / "state.db")
+    async with serve_channel(WeChatInput(config), StubAssistant()) as server:
+        first = text_xml("第1条", msg_id="7001")
+        replies = [await server.reply_to(first, "safe")]
+        replies.append(await server.reply_to(first, "safe"))  # WeChat's retry of the same message
+        for i in (2, 3, 4):
+            replies.append(await server.reply_to(text_xml(f"第{i}条", msg_id=f"700{i}"), "safe"))
+        other, _, _ = await server.push(text_xml("你好", openid="oOtherResident_000000000001", msg_id="7100"), "safe")
+    assert replies[:4] == ["您说：第1条\n\n还有什么可以帮您？", "您说：第1条\n\n还有什么可以帮您？",
+                           "您说：第2条\n\n还有什么可以帮您？", "您说：第3条\n\n还有什么可以帮您？"]
+    assert replies[4] == messages.SENT_TOO_FAST
+    assert [t for _, t in server.assistant.turns] == ["第1条", "第2条", "第3条", "你好"]
+    assert other == 200  # another resident is not held back
