@@ -8,7 +8,6 @@ import random
 from pathlib import Path
 from typing import AsyncIterator, List
 
-import aiohttp
 import pytest
 from sqlalchemy.orm import sessionmaker
 
