@@ -51,6 +51,13 @@ class LimitReached(HongguanjiaError):
     code = "limit_reached"
 
 
+class AssistantUnavailable(HongguanjiaError):
+    """A part the assistant needs for this turn (the action server) could not be reached; the turn was dropped
+    unsaved (bot/rasa_boot.py, correction 5), and the resident should be told to try again later."""
+
+    code = "assistant_unavailable"
+
+
 class AuthFailed(HongguanjiaError):
     """A sign-in was refused: unknown or inactive account, or a wrong password (deliberately not told apart)."""
 

@@ -279,6 +279,7 @@ def too_many_open_tickets(numbers: List[str]) -> str:
             "等其中一张办完再报，或者回复“查进度”看看进展；情况紧急请回复“转人工”。")
 
 
+SYSTEM_BUSY = "系统繁忙，请稍后再试。您刚才这句还没有办理，也没有记下，请过一两分钟再发一次。"
 TURN_FAILED = "抱歉，系统刚才出了点问题，您的消息没有处理完。请稍后再发一次，或回复“转人工”。"
 
 # WeChat Official Account channel.

@@ -31,11 +31,22 @@ a Rasa outside the series they were written for):
    the switch (processor, domain, fingerprint) then happens on the event loop between two messages. A
    conversation in progress continues: its state is in the tracker store, not in the model. A model that
    fails to load leaves the old one serving, as in Rasa.
+5. `MessageProcessor._run_action` (rasa/core/processor.py) logs a failed custom-action call ("Bot will continue,
+   but the actions events are lost") and goes on predicting: with the action server down the resident gets
+   half an answer, and a form is left in whatever state the failed call found it. When a call to the action
+   server fails (`RemoteAction.run` raises RasaException: refused, reset, timed out or a 5xx, from nginx or
+   the server itself), the turn now ends there with `bot.errors.AssistantUnavailable`, before Rasa saves the
+   tracker: the conversation stays as it was before the message, so nothing is half-written, and the same
+   message sent again later goes on where it left off. Our channels answer it with messages.SYSTEM_BUSY.
+   (Undoing the turn with `UserUtteranceReverted` instead does not work inside a form: Rasa's collapse of a
+   form's happy path removes the user message the revert looks for.) A rejection (400) is Rasa's own business
+   and is left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Text, Tuple
@@ -56,6 +67,10 @@ _rasa_remote_action_init: Optional[Callable[..., None]] = None
 _rasa_close_resources: Optional[Callable[..., Any]] = None
 _rasa_model_load: Optional[Callable[..., Any]] = None
 _rasa_update_model: Optional[Callable[..., Any]] = None
+_rasa_remote_action_run: Optional[Callable[..., Any]] = None
+_rasa_run_action: Optional[Callable[..., Any]] = None
+# The custom action whose call to the action server failed in this turn (correction 5).
+_failed_action: "contextvars.ContextVar[Optional[str]]" = contextvars.ContextVar("hg_failed_action", default=None)
 WORKER_HEADER = "X-HG-Worker"  # bot/console/models.py reads it
 # (endpoint id, loop id) -> the endpoint and loop themselves (so neither id is reused) and their session
 _sessions: Dict[Tuple[int, int], Tuple["EndpointConfig", asyncio.AbstractEventLoop, "aiohttp.ClientSession"]] = {}
@@ -212,6 +227,38 @@ async def update_model_from_server(model_server: "EndpointConfig", agent: Any) -
             log.exception("Failed to update model. The previous model will stay loaded instead.")
 
 
+async def remote_action_run(self: "RemoteAction", output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> Any:
+    """Rasa's call to the action server; a failed call is noted for `run_action` before Rasa's error goes on."""
+    from rasa.core.actions.action import ActionExecutionRejection
+    from rasa.shared.exceptions import RasaException
+
+    try:
+        return await _rasa_remote_action_run(self, output_channel, nlg, tracker, domain)
+    except ActionExecutionRejection:
+        raise
+    except RasaException:
+        _failed_action.set(self.name())
+        raise
+
+
+async def run_action(self: Any, action: Any, tracker: Any, output_channel: Any, nlg: Any, prediction: Any) -> bool:
+    """Rasa's `_run_action`; when the action server could not be reached, the turn ends with AssistantUnavailable
+    before the tracker is saved (`MessageProcessor.handle_message` saves it only after the turn)."""
+    from bot.errors import AssistantUnavailable
+
+    token = _failed_action.set(None)
+    try:
+        more = await _rasa_run_action(self, action, tracker, output_channel, nlg, prediction)
+        failed = _failed_action.get()
+    finally:
+        _failed_action.reset(token)
+    if failed is not None:
+        log.error("action server unavailable (custom action %s failed); the turn of %s is dropped, the resident is "
+                  "told the system is busy", failed, tracker.sender_id)
+        raise AssistantUnavailable(f"custom action {failed} could not reach the action server")
+    return more
+
+
 def installed() -> bool:
     """True once `install` has put the corrections in place in this process."""
     from rasa.core.actions.action import RemoteAction
@@ -220,19 +267,23 @@ def installed() -> bool:
 
     import rasa.core.agent as rasa_agent
 
+    from rasa.core.processor import MessageProcessor
+
     return RemoteAction._validate_action_result is validate_action_result and \
         RemoteAction.__init__ is _remote_action_init and RasaModel.load.__func__ is load_for_inference and \
-        rasa_agent._update_model_from_server is update_model_from_server
+        rasa_agent._update_model_from_server is update_model_from_server and \
+        RemoteAction.run is remote_action_run and MessageProcessor._run_action is run_action
 
 
 def install() -> None:
     """Put every correction in place (idempotent); refuses a Rasa release it was not written for."""
     global _rasa_validate_action_result, _rasa_remote_action_init, _rasa_close_resources, _rasa_model_load
-    global _rasa_update_model
+    global _rasa_update_model, _rasa_remote_action_run, _rasa_run_action
     import rasa
     import rasa.core.agent as rasa_agent
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
     from rasa.utils.tensorflow.models import RasaModel
 
     if not rasa.__version__.startswith(RASA_SERIES):
@@ -252,6 +303,12 @@ def install() -> None:
     # load_from_server and the pulling job look the function up by its module-level name when they run.
     _rasa_update_model = rasa_agent._update_model_from_server
     rasa_agent._update_model_from_server = update_model_from_server
+    if RemoteAction.run is not remote_action_run:
+        _rasa_remote_action_run = RemoteAction.run
+        RemoteAction.run = remote_action_run  # type: ignore[method-assign]
+    if MessageProcessor._run_action is not run_action:
+        _rasa_run_action = MessageProcessor._run_action
+        MessageProcessor._run_action = run_action  # type: ignore[method-assign]
 
 
 def main() -> None:

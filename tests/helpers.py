@@ -104,6 +104,7 @@ def undo_rasa_boot_after_test(monkeypatch: Any) -> None:
     import rasa.core.agent
     import rasa.core.run
     from rasa.core.actions.action import RemoteAction
+    from rasa.core.processor import MessageProcessor
     from rasa.utils.tensorflow.models import RasaModel
 
     from bot import rasa_boot
@@ -113,6 +114,8 @@ def undo_rasa_boot_after_test(monkeypatch: Any) -> None:
     monkeypatch.setattr(rasa.core.run, "close_resources", rasa.core.run.close_resources)
     monkeypatch.setattr(RasaModel, "load", RasaModel.__dict__["load"])
     monkeypatch.setattr(rasa.core.agent, "_update_model_from_server", rasa.core.agent._update_model_from_server)
+    monkeypatch.setattr(RemoteAction, "run", RemoteAction.run)
+    monkeypatch.setattr(MessageProcessor, "_run_action", MessageProcessor._run_action)
     for name in ("_rasa_validate_action_result", "_rasa_remote_action_init", "_rasa_close_resources",
-                 "_rasa_model_load", "_rasa_update_model"):
+                 "_rasa_model_load", "_rasa_update_model", "_rasa_remote_action_run", "_rasa_run_action"):
         monkeypatch.setattr(rasa_boot, name, None)

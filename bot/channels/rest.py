@@ -29,6 +29,7 @@ from sanic.response import HTTPResponse
 
 from bot import identity, messages
 from bot.config import Settings
+from bot.errors import AssistantUnavailable
 from bot.local_state import LocalState
 from bot.sender_limit import SenderLimit, open_limit
 from bot.text import clean_message
@@ -166,6 +167,9 @@ class ResidentRestInput(RestInput):
             try:
                 await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
                                                  metadata=self.get_metadata(request)))
+            except AssistantUnavailable:  # the action server is down: nothing was saved, they may send it again
+                return response.json([{"recipient_id": sender, "text": messages.SYSTEM_BUSY}],
+                                     headers={"Retry-After": "60"})
             except Exception:  # noqa: BLE001 - the resident must still get an answer
                 logger.exception("turn failed for sender %s", sender_id)
                 return response.json([{"recipient_id": sender, "text": messages.TURN_FAILED}])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, List, Optional, Sequence, Set
 
 from bot import messages
+from bot.errors import AssistantUnavailable
 from bot.wechat.dedupe import DedupeStore, Outcome, wait_for_outcome
 from bot.wechat.render import split_reply
 
@@ -66,6 +67,8 @@ class Responder:
     async def _run(self, key: str, openid: str, work: Work, waiting: _Waiting) -> None:
         try:
             text = await work()
+        except AssistantUnavailable:  # the action server is down; nothing was saved, they may send it again
+            text = messages.SYSTEM_BUSY
         except Exception:  # noqa: BLE001 - the resident must still hear back
             log.exception("turn failed for WeChat sender %s", openid)
             text = messages.TURN_FAILED

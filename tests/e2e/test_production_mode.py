@@ -17,6 +17,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from bot import messages
 from bot.devtools.stack import Stack, start_stack
 from bot.identity import rest_sender
 from bot.runner import _wait_http, wait_model_served
@@ -125,12 +126,46 @@ def test_an_action_server_killed_mid_conversation_the_other_one_files_the_ticket
                       list(prod_stack.supervisor.procs.values()))
 
 
+def test_with_the_action_servers_down_residents_are_told_busy_and_the_form_goes_on_when_they_are_back(
+        prod_stack: Stack, pg_database: str) -> None:
+    sender = "prod-actions-down"
+    assert "地址" in "".join(r.get("text", "") for r in prod_stack.say(sender, "楼上往下漏水，天花板都湿了"))
+    _kill(prod_stack, "actions-1")
+    _kill(prod_stack, "actions-2")
+    busy = prod_stack.say(sender, "金穗园2号楼1单元1503")
+    assert [r.get("text") for r in busy] == [messages.SYSTEM_BUSY], busy
+    tracker = _tracker(prod_stack, sender)
+    assert tracker["active_loop"].get("name") == "leak_form" and tracker["slots"]["address"] is None
+    assert tracker["latest_message"].get("text") != "金穗园2号楼1单元1503"  # the turn was undone
+    assert _tickets(pg_database, sender) == []
+    assert sorted(prod_stack.supervisor.revive()) == ["actions-1", "actions-2"]
+    procs = list(prod_stack.supervisor.procs.values())
+    assert _wait_http(f"http://127.0.0.1:{prod_stack.settings.action_port}/health", 60, procs)
+    time.sleep(5)  # nginx tries a replica it saw fail again after fail_timeout (5 s)
+    asked = "".join(r.get("text", "") for r in prod_stack.say(sender, "金穗园2号楼1单元1503"))
+    assert "电话" in asked, asked
+    receipt = "".join(r.get("text", "") for r in prod_stack.say(sender, "13912345678"))
+    assert "工单号：HG-" in receipt, receipt
+    (ticket,) = _tickets(pg_database, sender)
+    assert (ticket.community, ticket.building, ticket.room) == ("金穗园", 2, 1503)
+
+
+def _tracker(stack: Stack, sender: str) -> dict:
+    import json
+    import urllib.request
+
+    url = f"{stack.settings.rasa_url}/conversations/{rest_sender(sender)}/tracker?token={stack.token}"
+    with urllib.request.urlopen(url, timeout=30) as resp:  # noqa: S310 - local server
+        return json.loads(resp.read().decode("utf-8"))
+
+
 def test_the_dispatcher_leader_killed_the_one_standing_by_delivers_every_card_once(
         prod_stack: Stack, pg_database: str) -> None:
     engine = make_engine(pg_database)
     factory = make_session_factory(engine)
     try:
         holder = _wait_for(lambda: leases.holder_of(factory, leases.DISPATCHER, dt.datetime.utcnow()), 30)
+        _wait_for(lambda: _nothing_pending(factory), 60)  # earlier tests' cards are out before we count
         leader = next(name for name, proc in prod_stack.supervisor.procs.items()
                       if name.startswith("dispatcher-") and holder.endswith(f":{proc.pid}"))
         _kill(prod_stack, leader)
@@ -154,6 +189,11 @@ def test_the_dispatcher_leader_killed_the_one_standing_by_delivers_every_card_on
     finally:
         engine.dispose()
     assert prod_stack.supervisor.revive() == [leader]
+
+
+def _nothing_pending(factory) -> bool:
+    with unit_of_work(factory) as s:
+        return s.query(Notification).filter_by(status="pending").count() == 0
 
 
 def _wait_for(probe, timeout: float):
