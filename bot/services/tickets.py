@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +21,7 @@ from bot.phone import mask_phones_in
 from bot.services import attachments, community, residents, routing
 from bot.services.lifecycle import Context, resident_action
 from bot.store.db import unit_of_work
-from bot.store.models import Resident, Ticket, TicketEvent, utcnow
+from bot.store.models import Resident, Ticket, TicketCounter, TicketEvent, utcnow
 from bot.triage import needs_water_pause, priority_for
 
 __all__ = ["KINDS", "TicketRequest", "TicketView", "cancel", "correct_address", "find_ticket_number", "mask_phones_in",
@@ -77,11 +78,22 @@ def find_ticket_number(text: str) -> Optional[str]:
 
 
 def _next_number(session: Session, day: dt.date) -> str:
-    prefix = f"HG-{day:%Y%m%d}-"
-    last = (session.query(Ticket.number).filter(Ticket.number.like(prefix + "%"))
-            .order_by(Ticket.number.desc()).limit(1).scalar())
-    seq = int(last.rsplit("-", 1)[1]) + 1 if last else 1
-    return f"{prefix}{seq:04d}"
+    """The day's next ticket number. The day's counter row is locked until the ticket's transaction ends, so
+    tickets opened at once on several action servers queue for it instead of colliding; the first ticket of a
+    day creates the row (two creating it at once: the loser's transaction is retried by `open_ticket`)."""
+    key = f"{day:%Y%m%d}"
+    taken = session.execute(update(TicketCounter).where(TicketCounter.day == key)
+                            .values(last=TicketCounter.last + 1)
+                            .execution_options(synchronize_session=False)).rowcount
+    if taken:
+        seq = session.query(TicketCounter.last).filter(TicketCounter.day == key).scalar()
+    else:  # the day's first ticket (or the first since this counter was introduced): continue after the last one
+        last = (session.query(Ticket.number).filter(Ticket.number.like(f"HG-{key}-%"))
+                .order_by(Ticket.number.desc()).limit(1).scalar())
+        seq = int(last.rsplit("-", 1)[1]) + 1 if last else 1
+        session.add(TicketCounter(day=key, last=seq))
+        session.flush()
+    return f"HG-{key}-{seq:04d}"
 
 
 def _handler_label(ticket: Ticket) -> str:

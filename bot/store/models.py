@@ -485,3 +485,12 @@ class Lease(Base):
     holder = Column(String(120), nullable=False)  # host:pid of the process that holds it
     expires_at = Column(DateTime, nullable=False)
     acquired_at = Column(DateTime, nullable=False)  # when this holder took it over (renewals keep it)
+
+
+class TicketCounter(Base):
+    """The last ticket number given out on one local day (HG-<day>-<last>): taking the next one locks this row, so
+    concurrent tickets on several action servers get consecutive numbers without colliding."""
+
+    __tablename__ = "ticket_counters"
+    day = Column(String(8), primary_key=True)  # YYYYMMDD, the community's local day
+    last = Column(Integer, nullable=False)
