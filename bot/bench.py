@@ -314,17 +314,20 @@ class Run:
     passive: List[bool] = field(default_factory=list)
     replies: Dict[str, List[Tuple[int, List[str]]]] = field(default_factory=dict)  # sender -> (script step, texts)
     elapsed: float = 0.0
+    reports: List[str] = field(default_factory=list)  # senders whose leak report's last answer went through
+    failed_senders: List[str] = field(default_factory=list)  # senders with a message that got no answer
 
 
 class Budget:
-    """A shared count of messages still to send."""
+    """A shared count of messages still to send, or (`until`, a time.perf_counter() instant) a time to send in."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, until: Optional[float] = None) -> None:
         self.left = total
+        self.until = until
 
     def take(self) -> bool:
-        """Take one message from the budget; False when none is left."""
-        if self.left <= 0:
+        """Take one message from the budget; False when none is left or the time is up."""
+        if self.left <= 0 or (self.until is not None and time.perf_counter() >= self.until):
             return False
         self.left -= 1
         return True
@@ -364,9 +367,12 @@ async def resident(send: Send, number: int, budget: Budget, run: Run, interval: 
                 run.passive.append(bool(outcome.passive) and elapsed_ms <= PASSIVE_WITHIN_MS)
             if outcome.texts is not None:
                 run.replies.setdefault(sender, []).append((position, outcome.texts))
+            if position == PHONE_STEP:
+                run.reports.append(sender)
         except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError, ValueError) as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000
             run.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            run.failed_senders.append(sender)
             if run.channel == "wechat":
                 run.passive.append(False)
         run.latencies.append(elapsed_ms)
@@ -374,12 +380,13 @@ async def resident(send: Send, number: int, budget: Budget, run: Run, interval: 
 
 
 async def play(send: Send, channel: str, messages: int, concurrency: int, rate: float = 0.0,
-               prefix: str = "bench") -> Run:
-    """`messages` messages from `concurrency` residents, offering `rate` msg/s in all (0: as fast as replies come)."""
+               prefix: str = "bench", duration: Optional[float] = None) -> Run:
+    """`messages` messages from `concurrency` residents, offering `rate` msg/s in all (0: as fast as replies come);
+    with `duration`, no new message after that many seconds."""
     interval = concurrency / rate if rate else 0.0
     run = Run(channel=channel, concurrency=concurrency, offered=rate)
-    budget = Budget(messages)
     started = time.perf_counter()
+    budget = Budget(messages, until=started + duration if duration else None)
     await asyncio.gather(*(resident(send, n, budget, run, interval, interval * n / concurrency, prefix)
                            for n in range(concurrency)))
     run.elapsed = time.perf_counter() - started
@@ -447,13 +454,15 @@ def wechat_send(session: aiohttp.ClientSession, url: str) -> Send:
     return send
 
 
-async def served(url: str, channel: str, messages: int, concurrency: int, rate: float = 0.0) -> Run:
-    """One load run through the running stack over `channel` ("rest" or "wechat")."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+async def served(url: str, channel: str, messages: int, concurrency: int, rate: float = 0.0,
+                 duration: Optional[float] = None, prefix: Optional[str] = None) -> Run:
+    """One load run through the running stack over `channel` ("rest" or "wechat"); `duration`: seconds at most."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30),
+                                     connector=aiohttp.TCPConnector(limit=max(100, 2 * concurrency))) as session:
         send = rest_send(session, url) if channel == "rest" else wechat_send(session, url)
         # WeChat OpenIDs contain no ':' and REST senders are namespaced apart: fresh senders every run.
-        prefix = f"o_bench_{int(time.time())}" if channel == "wechat" else f"bench-{int(time.time())}"
-        return await play(send, channel, messages, concurrency, rate, prefix)
+        prefix = prefix or (f"o_bench_{int(time.time())}" if channel == "wechat" else f"bench-{int(time.time())}")
+        return await play(send, channel, messages, concurrency, rate, prefix, duration)
 
 
 # --- in-process -----------------------------------------------------------------------------------------------
