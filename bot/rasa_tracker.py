@@ -19,6 +19,8 @@ grows with the length of the conversation. Here each process keeps the trackers 
   stored by another process (a `session_started` event) also rebuilds it, so a retrieved tracker always
   holds the latest session only, as with Rasa's store.
 - `save` writes the events after the ones known to be stored, without counting them again.
+- On PostgreSQL, pooled connections are checked before use (`pool_pre_ping`), so a database restart costs no
+  resident a failed turn.
 
 Everything else (`retrieve_full_tracker`, `keys`, the schema) is Rasa's. With an event broker configured,
 the events streamed are the same ones that are saved.
@@ -72,6 +74,14 @@ class CachingSQLTrackerStore(SQLTrackerStore):
                 cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
 
+            self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
+        elif url.get_backend_name() == "postgresql":
+            # Rasa's engine hands out pooled connections unchecked: after a PostgreSQL restart each of them failed
+            # one turn. Checked before use, a dead connection is replaced instead.
+            from rasa.core.tracker_store import create_engine_kwargs
+
+            self.engine.dispose()
+            self.engine = sa.create_engine(url, pool_pre_ping=True, **create_engine_kwargs(url))
             self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
         self._kept: "collections.OrderedDict[str, _Kept]" = collections.OrderedDict()
         self.reloads = 0  # whole-session loads, for tests and curiosity

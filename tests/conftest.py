@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,29 +21,14 @@ pytest_plugins = ["tests.browser"]
 PG_ADMIN_URL = os.environ.get("HG_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def _postgres_reachable() -> bool:
-    try:
-        engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable yet"
-        return False
-
-
 def ensure_postgres() -> None:
-    """Find the local PostgreSQL server, starting it when it is installed but stopped."""
-    if _postgres_reachable():
-        return
-    versions = sorted(Path("/etc/postgresql").glob("*")) if Path("/etc/postgresql").is_dir() else []
-    for version in versions:
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", version.name, "main", "start"],
-            check=False, capture_output=True,
-        )
-    if not _postgres_reachable():
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} and could not be started")
+    """Find the local PostgreSQL server, starting it when it is installed but stopped (bot/production.py)."""
+    from bot.production import ProductionUnavailable, ensure_postgres as reach
+
+    try:
+        reach(PG_ADMIN_URL, create=False)
+    except ProductionUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 @contextmanager
@@ -53,7 +36,7 @@ def fresh_postgres_database(prefix: str) -> Iterator[str]:
     """Create an empty PostgreSQL database, yield its URL, and drop it afterwards."""
     ensure_postgres()
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives a restart
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
@@ -122,23 +105,13 @@ REDIS_TEST_URL = os.environ.get("HG_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"
 
 
 def ensure_redis(url: str) -> None:
-    """Find the local Redis server at `url`, starting it when it is installed but not running."""
-    import redis
+    """Find the local Redis server at `url`, starting it when it is installed but not running (bot/production.py)."""
+    from bot.production import ProductionUnavailable, ensure_redis as reach
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
-        for attempt in range(21):
-            try:
-                client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                if attempt == 0:
-                    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
-                                    "--save", "", "--appendonly", "no"], check=False, capture_output=True)
-                time.sleep(0.25)
-        pytest.fail(f"Redis is not reachable at {url} and could not be started")
-    finally:
-        client.close()
+        reach(url)
+    except ProductionUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

@@ -159,6 +159,45 @@ def _tracker(stack: Stack, sender: str) -> dict:
         return json.loads(resp.read().decode("utf-8"))
 
 
+def test_postgresql_and_redis_restarted_mid_conversation_the_conversation_goes_on_and_files_one_ticket(
+        prod_stack: Stack, pg_database: str) -> None:
+    sender = "prod-restarts"
+    assert "地址" in "".join(r.get("text", "") for r in prod_stack.say(sender, "楼上往下漏水，天花板都湿了"))
+    _restart_postgresql()
+    asked = "".join(r.get("text", "") for r in prod_stack.say(sender, "金穗园2号楼1单元1503"))
+    assert "电话" in asked, asked
+    _restart_redis(prod_stack.settings.redis_url)  # the lock store and the caches start empty
+    receipt = "".join(r.get("text", "") for r in prod_stack.say(sender, "13912345678"))
+    assert "工单号：HG-" in receipt, receipt
+    (ticket,) = _tickets(pg_database, sender)
+    assert (ticket.community, ticket.building, ticket.room) == ("金穗园", 2, 1503)
+    assert all(prod_stack.supervisor.procs[n].poll() is None for n in ("rasa-1", "rasa-2", "console", "nginx"))
+
+
+def _restart_postgresql() -> None:
+    import subprocess
+
+    from bot.production import _postgres_up
+
+    for version in sorted(p.name for p in Path("/etc/postgresql").iterdir()):
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
+                       capture_output=True, timeout=120)
+    _wait_for(lambda: _postgres_up("postgresql://postgres@127.0.0.1:5432/postgres"), 60)
+
+
+def _restart_redis(url: str) -> None:
+    """Stop the machine's Redis (SHUTDOWN NOSAVE) and start it again as the machine starts it."""
+    from bot.production import ensure_redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.shutdown(nosave=True)
+    except redis.exceptions.ConnectionError:
+        pass  # it closes the connection as it goes
+    client.close()
+    ensure_redis(url)
+
+
 def test_the_dispatcher_leader_killed_the_one_standing_by_delivers_every_card_once(
         prod_stack: Stack, pg_database: str) -> None:
     engine = make_engine(pg_database)
