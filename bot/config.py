@@ -191,7 +191,9 @@ class Settings:
             or "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
             notify_log=Path(merged.get("HG_NOTIFY_LOG") or var_dir / "notifications.log"),
             dispatch_interval=float(merged.get("HG_DISPATCH_INTERVAL") or 1.0),
-            dispatch_max_attempts=_int(merged, "HG_DISPATCH_MAX_ATTEMPTS", 8),
+            # 12 tries over about 24 minutes (2 s doubling, at most 5 min apart): a WeCom outage of that long
+            # delays cards without losing them.
+            dispatch_max_attempts=_int(merged, "HG_DISPATCH_MAX_ATTEMPTS", 12),
             robot_rate_per_minute=_int(merged, "HG_ROBOT_RATE_PER_MINUTE", 20),
             http_timeout=float(merged.get("HG_HTTP_TIMEOUT") or 5.0),
             rasa_port=_int(merged, "HG_RASA_PORT", 5005),

@@ -320,3 +320,30 @@ async def test_serve_wires_its_own_engine_and_http_session_and_stops_on_request(
     await asyncio.wait_for(task, timeout=5)
     assert contents_received(wecom) == ["由 serve 发送"]
     assert {r.status for r in rows(session_factory).values()} == {"sent"}
+
+
+async def test_a_five_minute_wecom_outage_delays_every_card_and_loses_none(
+        tmp_path, database_url, wecom, session_factory, http, clock) -> None:
+    settings = _settings(tmp_path, database_url, wecom.url, HG_DISPATCH_MAX_ATTEMPTS="")  # the default
+    dispatcher = Dispatcher(settings, session_factory,
+                            WeComRobotClient(http, settings.wecom_webhook_url, timeout=settings.http_timeout),
+                            clock=clock, rng=random.Random(7))
+    expected = queue(session_factory, ["停水通知", "新工单"]) + queue(session_factory, ["志愿者报名"],
+                                                                   webhook_key=OTHER_KEY)
+    outage_ends = clock.now + dt.timedelta(minutes=5)
+    wecom.fake.fail_next(10 ** 6, status=503)  # down: every request answered 503 until the outage ends
+    while clock.now < outage_ends:
+        await dispatcher.run_once()
+        assert {r.status for r in rows(session_factory).values()} == {"pending"}  # nothing given up
+        clock.advance(5)
+    wecom.fake._scripted.clear()  # WeCom is back
+    for _ in range(120):
+        await dispatcher.run_once()
+        if {r.status for r in rows(session_factory).values()} == {"sent"}:
+            break
+        clock.advance(5)
+    stored = rows(session_factory)
+    assert {stored[i].status for i in expected} == {"sent"}
+    received = [m.payload["markdown"]["content"] for m in wecom.fake.messages]
+    assert sorted(received) == sorted(["停水通知", "新工单", "志愿者报名"])  # each exactly once
+    assert max(r.attempts for r in stored.values()) < settings.dispatch_max_attempts
