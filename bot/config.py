@@ -170,8 +170,9 @@ class Settings:
 
     @property
     def action_endpoint_url(self) -> str:
-        """URL the Rasa server calls to run custom actions."""
-        return f"http://127.0.0.1:{self.action_port}/webhook"
+        """URL the Rasa server calls to run custom actions: this machine's action port (nginx in production mode),
+        unless HG_ACTION_ENDPOINT_URL names another (action servers on machines of their own)."""
+        return self.extra.get("HG_ACTION_ENDPOINT_URL") or f"http://127.0.0.1:{self.action_port}/webhook"
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None, env_file: Optional[Path] = None) -> "Settings":
