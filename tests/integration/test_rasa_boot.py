@@ -172,6 +172,8 @@ async def test_installing_twice_keeps_rasas_own_code_to_hand_over_to(corrections
     assert rasa_boot._rasa_remote_action_init is not rasa_boot._remote_action_init
     assert rasa_boot._rasa_close_resources is not rasa_boot._close_resources
     assert rasa_boot._rasa_model_load is not rasa_boot.load_for_inference
+    assert rasa_boot._rasa_remote_action_run is not rasa_boot.remote_action_run
+    assert rasa_boot._rasa_run_action is not rasa_boot.run_action
 
 
 async def test_the_entry_point_installs_the_corrections_before_handing_the_command_line_to_rasa(
@@ -211,9 +213,10 @@ def _started_commands(monkeypatch: pytest.MonkeyPatch) -> Dict[str, List[str]]:
     from bot.devtools import stack
 
     started: Dict[str, List[str]] = {}
-    monkeypatch.setattr(runner.Supervisor, "start", lambda self, name, cmd, env, log=None: started.update({name: cmd}))
+    monkeypatch.setattr(runner.Supervisor, "start",
+                        lambda self, name, cmd, env, log=None, restart=False: started.update({name: cmd}))
+    monkeypatch.setattr(runner, "serve_trained_model", lambda *args, **kwargs: None)
     for module in (runner, stack):
-        monkeypatch.setattr(module, "serve_trained_model", lambda *args, **kwargs: None)
         monkeypatch.setattr(module, "_wait_http", lambda url, timeout, procs: "rasa" not in started)
     return started
 
