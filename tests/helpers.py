@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import socket
 import subprocess
 import sys
+import threading
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, Dict, List, Optional
 
 from rasa_sdk import Tracker
 from sqlalchemy.orm import sessionmaker
@@ -119,3 +122,40 @@ def undo_rasa_boot_after_test(monkeypatch: Any) -> None:
     for name in ("_rasa_validate_action_result", "_rasa_remote_action_init", "_rasa_close_resources",
                  "_rasa_model_load", "_rasa_update_model", "_rasa_remote_action_run", "_rasa_run_action"):
         monkeypatch.setattr(rasa_boot, name, None)
+
+
+class InThread:
+    """An async context manager entered on an event loop of its own thread, for synchronous tests (hypothesis,
+    schemathesis) that talk to a server it serves: `value` is what the block yields, `run` runs a coroutine there."""
+
+    def __init__(self, make: Callable[[], AsyncContextManager[Any]], timeout: float = 60) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._entered: "Future[Any]" = Future()
+        self._timeout = timeout
+        self._stop: Optional[asyncio.Event] = None
+        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self._hold(make),), daemon=True)
+        self._thread.start()
+        self.value = self._entered.result(timeout=timeout)
+
+    async def _hold(self, make: Callable[[], AsyncContextManager[Any]]) -> None:
+        self._stop = asyncio.Event()
+        try:
+            async with make() as value:
+                self._entered.set_result(value)
+                await self._stop.wait()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test that waits for the block
+            if not self._entered.done():
+                self._entered.set_exception(exc)
+            raise
+
+    def run(self, coro: Awaitable[Any]) -> Any:
+        """Run `coro` on the block's loop and wait for its result."""
+        async def wrapped() -> Any:
+            return await coro
+        return asyncio.run_coroutine_threadsafe(wrapped(), self.loop).result(timeout=self._timeout)
+
+    def close(self) -> None:
+        """Leave the block and end the thread."""
+        if self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=self._timeout)

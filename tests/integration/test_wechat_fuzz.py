@@ -7,10 +7,8 @@ real port with a stub assistant and the fake WeChat API; after each batch a norm
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from concurrent.futures import Future
-from typing import Any, Coroutine, Dict, Iterator, Tuple
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Dict, Iterator, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +18,7 @@ from bot.channels.wechat import WeChatInput
 from bot.devtools.fake_wechat import FakeWeChat, running_fake_wechat
 from bot.wechat.runtime import WeChatConfig
 from bot.wechat.xmlsafe import to_xml
+from tests.helpers import InThread
 from tests.wechat_kit import (
     ACCOUNT,
     AES_KEY,
@@ -45,33 +44,21 @@ field_names = st.sampled_from(["ToUserName", "FromUserName", "CreateTime", "MsgT
 msg_types = st.sampled_from(["text", "image", "voice", "video", "location", "link", "event", "shortvideo", "", "x"])
 
 
-class Served:
-    """The channel served on its own event loop in a thread, so hypothesis' synchronous tests can call it."""
+@asynccontextmanager
+async def _channel() -> AsyncIterator[ServedChannel]:
+    async with running_fake_wechat(FakeWeChat(appid=APPID, secret=SECRET)) as api:
+        config = WeChatConfig(token=TOKEN, appid=APPID, secret=SECRET, aes_key=AES_KEY, api_base=api.base_url,
+                              passive_seconds=0.5, sender_rate_per_minute=0)
+        async with serve_channel(WeChatInput(config), StubAssistant()) as served:
+            yield served
+
+
+class Served(InThread):
+    """The channel on a loop of its own thread, so hypothesis' synchronous tests can call it."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._ready: "Future[ServedChannel]" = Future()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self._serve(),), daemon=True)
-        self._thread.start()
-        self.channel = self._ready.result(timeout=30)
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        try:
-            async with running_fake_wechat(FakeWeChat(appid=APPID, secret=SECRET)) as api:
-                config = WeChatConfig(token=TOKEN, appid=APPID, secret=SECRET, aes_key=AES_KEY,
-                                      api_base=api.base_url, passive_seconds=0.5, sender_rate_per_minute=0)
-                async with serve_channel(WeChatInput(config), StubAssistant()) as served:
-                    self._ready.set_result(served)
-                    await self._stop.wait()
-        except BaseException as exc:  # noqa: BLE001 - hand it to the waiting test
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-            raise
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+        super().__init__(_channel, timeout=30)
+        self.channel: ServedChannel = self.value
 
     def post(self, query: Dict[str, str], body: bytes) -> Tuple[int, str]:
         async def call() -> Tuple[int, str]:
@@ -83,10 +70,6 @@ class Served:
     def still_answers(self) -> None:
         status, body, _ = self.run(self.channel.push(text_xml("你好"), "safe"))
         assert status == 200 and body != "success", body
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
