@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Optional
 
 from bot.address import normalize_text
@@ -167,3 +167,8 @@ def parse_date_range(text: str, today: date) -> Optional[DateRange]:
         return None
     # 明天或者后天 -> both days: span every date mentioned.
     return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def utc_iso(at: Optional[datetime]) -> Optional[str]:
+    """A stored (naive UTC) time as RFC 3339 with Z, to the second, as the console's API gives times."""
+    return None if at is None else at.replace(microsecond=0).isoformat() + "Z"

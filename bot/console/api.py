@@ -20,6 +20,7 @@ bot/errors.py become 400/403/404/409 JSON in bot/console/failures.py. Adding a r
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import json
 import re
@@ -41,6 +42,7 @@ from bot.services import lifecycle, queue
 from bot.services.accounts import StaffIdentity
 
 OPENAPI_VERSION = "3.0.3"
+MAX_ID = 2 ** 31 - 1  # record ids are 32-bit integers in PostgreSQL
 API_VERSION = "1"
 BEARER = "bearerAuth"
 
@@ -283,7 +285,7 @@ def openapi(routes: List[ApiRoute], server_url: str) -> Dict[str, Any]:
         if route.request is not None:
             operation["requestBody"] = {"required": True,
                                         "content": {"application/json": {"schema": dict(route.request)}}}
-        statuses = set(route.errors) | ({400} if route.request is not None or route.parameters else set())
+        statuses = set(route.errors) | {400}  # every route refuses unknown query parameters
         if route.roles is not None:
             statuses.add(403)
             operation["x-roles"] = sorted(route.roles)
@@ -375,6 +377,11 @@ def _join(where: str, key: str) -> str:
 
 def _convert(param: Param, raw: str) -> Any:
     kind = param.schema.get("type", "string")
+    if param.schema.get("format") == "date":
+        try:
+            dt.date.fromisoformat(raw)
+        except ValueError:
+            raise InvalidInput(f"{param.name} must be a date like 2026-12-03", field=param.name) from None
     if kind == "integer":
         try:
             value: Any = int(raw)
@@ -408,12 +415,16 @@ def _endpoint(route: ApiRoute) -> Callable[..., Any]:
         if route.roles is not None and (request.ctx.staff is None or request.ctx.staff.role not in route.roles):
             raise NotAllowed("role not allowed", allowed=sorted(route.roles))
         params: Dict[str, Any] = {}
+        query = request.get_args(keep_blank_values=True)  # an empty value is a value (and a wrong one for a date)
+        unknown = sorted(set(query) - {p.name for p in route.parameters if p.location == "query"})
+        if unknown:  # a misspelt filter must not be silently ignored
+            raise InvalidInput(f"unknown query parameter {unknown[0]!r}", field=unknown[0])
         for param in route.parameters:
             if param.location == "path":
                 raw = path_args.get(param.name)
                 params[param.name] = _convert(param, str(raw))
             else:
-                raw = request.args.get(param.name)
+                raw = query.get(param.name)
                 if raw is None:
                     if param.required:
                         raise InvalidInput(f"{param.name} is required", field=param.name)
@@ -494,7 +505,7 @@ async def handoff_release(call: ApiCall) -> Dict[str, Any]:
             "resumed": failure is None, "resume_error": failure}
 
 
-_HANDOFF_ID = Param("id", "path", {"type": "integer", "minimum": 1}, "转人工记录编号")
+_HANDOFF_ID = Param("id", "path", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "转人工记录编号")
 _WHEN = {"type": "string", "format": "date-time"}
 SCHEMAS.update({
     "Handoff": {
@@ -586,7 +597,7 @@ def admin_clinic_create(call: ApiCall) -> Dict[str, Any]:
 def admin_audit(call: ApiCall) -> Dict[str, Any]:
     """GET /api/admin/audit: the newest entries of the audit log, newest first."""
     entries = community_edits.history(call.factory, call.params.get("limit", 50))
-    return {"entries": [{"id": e.id, "at": e.at.isoformat(), "actor": e.actor, "entity": e.entity,
+    return {"entries": [{"id": e.id, "at": iso(e.at), "actor": e.actor, "entity": e.entity,
                          "entity_key": e.entity_key, "action": e.action, "before": e.before, "after": e.after}
                         for e in entries]}
 

@@ -89,11 +89,18 @@ class ConsoleErrorHandler(ErrorHandler):
             logger.error("console: %s %s failed", getattr(request, "method", "?"), getattr(request, "path", "?"),
                          exc_info=exception)
         if request is None or wants_json(request):
-            return error_json(failure)
+            return _with_headers(error_json(failure), exception)
         try:
-            return render(request, "message.html", status=failure.status,
-                          title=texts.ERROR_TITLES.get(failure.status, texts.ERROR_TITLES[500]),
-                          message=failure.message)
+            return _with_headers(render(request, "message.html", status=failure.status,
+                                        title=texts.ERROR_TITLES.get(failure.status, texts.ERROR_TITLES[500]),
+                                        message=failure.message), exception)
         except Exception:  # noqa: BLE001 - the error page itself failed: answer plainly rather than not at all
             logger.exception("console: the error page could not be rendered")
             return response.text(failure.message, status=failure.status)
+
+
+def _with_headers(answer: HTTPResponse, exception: BaseException) -> HTTPResponse:
+    """Keep the headers Sanic's own exception carries (a 405's `Allow`, required by RFC 9110)."""
+    for name, value in (getattr(exception, "headers", None) or {}).items():
+        answer.headers[name] = value
+    return answer

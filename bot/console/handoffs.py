@@ -23,6 +23,7 @@ from bot.console.auth import current_staff
 from bot.console.context import console_of
 from bot.console.pages import STATIC_FILES
 from bot.console.views import render
+from bot.dates import utc_iso
 from bot.errors import DeliveryError, InvalidInput, NotFound
 from bot.rasa_api import RasaAPI, Turn, rasa_token
 from bot.services import handoff
@@ -217,6 +218,4 @@ def reply_json(reply: ReplyView) -> Dict[str, Any]:
             "text": reply.text, "status": reply.status, "last_error": reply.last_error}
 
 
-def iso(at: Optional[dt.datetime]) -> Optional[str]:
-    """A naive UTC time as ISO 8601 with Z."""
-    return None if at is None else at.replace(microsecond=0).isoformat() + "Z"
+iso = utc_iso  # the API's times (bot/dates.py)

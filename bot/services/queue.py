@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import lifecycle as lc
 from bot import vulnerability as vul
 from bot.address import Address
+from bot.dates import utc_iso
 from bot.config import EscalationSettings
 from bot.errors import InvalidInput
 from bot.messages import KIND_LABELS
@@ -195,7 +196,7 @@ class Detail:
 
 
 def _iso(at: dt.datetime) -> str:
-    return at.isoformat(timespec="seconds")
+    return utc_iso(at) or ""
 
 
 def _local(at: dt.datetime, timezone: str) -> dt.datetime:
