@@ -159,3 +159,16 @@ class InThread:
         if self._stop is not None:
             self.loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=self._timeout)
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 15.0, interval: float = 0.2) -> Any:
+    """Ask `probe` until it answers something true or `timeout` seconds pass; returns its last answer."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    return probe()

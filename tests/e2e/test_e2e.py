@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from typing import Iterator
 
 import pytest
@@ -20,6 +19,7 @@ from bot.identity import rest_sender
 from bot.services import tickets
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 from bot.store.models import Notification, Ticket, TicketEvent
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +33,6 @@ def sessions(stack: Stack) -> Iterator[sessionmaker]:
 
 def _text(replies) -> str:
     return "\n".join(r.get("text", "") for r in replies)
-
-
-def _wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
 
 
 def test_leak_reported_over_rest_opens_ticket_and_reaches_the_property_group(stack: Stack, sessions) -> None:
@@ -64,19 +54,19 @@ def test_leak_reported_over_rest_opens_ticket_and_reaches_the_property_group(sta
     def delivered():
         return [m for m in stack.wecom_messages() if number in m["payload"]["markdown"]["content"]]
 
-    cards = _wait_for(lambda: len(delivered()) >= 2 and delivered())
+    cards = wait_for(lambda: len(delivered()) >= 2 and delivered())
     assert cards, "no webhook delivery for the ticket"
     content = cards[0]["payload"]["markdown"]["content"]
     assert cards[0]["payload"]["msgtype"] == "markdown"
     assert "<@WangJianGuo>" in content and "138****5678" in content and "13812345678" not in content
-    assert _wait_for(lambda: [m for m in stack.wecom_messages() if "暂停用水" in m["payload"]["markdown"]["content"]])
+    assert wait_for(lambda: [m for m in stack.wecom_messages() if "暂停用水" in m["payload"]["markdown"]["content"]])
 
     def notifications():
         with unit_of_work(sessions) as s:
             return {(n.purpose, n.status) for n in s.query(Notification).join(Ticket).filter(Ticket.number == number)}
 
     # The stack is shared and other tests report leaks in this building too: the pause notice must be this ticket's.
-    assert _wait_for(lambda: ("pause_water", "sent") in notifications()), notifications()
+    assert wait_for(lambda: ("pause_water", "sent") in notifications()), notifications()
     assert {status for _, status in notifications()} == {"sent"}
 
 

@@ -25,6 +25,7 @@ from bot.services import leases
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 from bot.store.models import Notification, Ticket
 from tests.conftest import fresh_postgres_database
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -182,7 +183,7 @@ def _restart_postgresql() -> None:
     for version in sorted(p.name for p in Path("/etc/postgresql").iterdir()):
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"], check=True,
                        capture_output=True, timeout=120)
-    _wait_for(lambda: _postgres_up("postgresql://postgres@127.0.0.1:5432/postgres"), 60)
+    assert wait_for(lambda: _postgres_up("postgresql://postgres@127.0.0.1:5432/postgres"), 60)
 
 
 def _restart_redis(url: str) -> None:
@@ -203,15 +204,15 @@ def test_the_dispatcher_leader_killed_the_one_standing_by_delivers_every_card_on
     engine = make_engine(pg_database)
     factory = make_session_factory(engine)
     try:
-        holder = _wait_for(lambda: leases.holder_of(factory, leases.DISPATCHER, dt.datetime.utcnow()), 30)
-        _wait_for(lambda: _nothing_pending(factory), 60)  # earlier tests' cards are out before we count
+        holder = wait_for(lambda: leases.holder_of(factory, leases.DISPATCHER, dt.datetime.utcnow()), 30)
+        assert holder and wait_for(lambda: _nothing_pending(factory), 60)  # earlier cards are out before we count
         leader = next(name for name, proc in prod_stack.supervisor.procs.items()
                       if name.startswith("dispatcher-") and holder.endswith(f":{proc.pid}"))
         _kill(prod_stack, leader)
         killed_at, before = time.monotonic(), len(prod_stack.wecom_messages())
         assert "工单号：HG-" in _file_leak(prod_stack, "prod-kill-dispatcher")
         (ticket,) = _tickets(pg_database, "prod-kill-dispatcher")
-        _wait_for(lambda: any(ticket.number in str(m) for m in prod_stack.wecom_messages()), 60)
+        assert wait_for(lambda: any(ticket.number in str(m) for m in prod_stack.wecom_messages()), 60)
         took_over = time.monotonic() - killed_at
         new_holder = leases.holder_of(factory, leases.DISPATCHER, dt.datetime.utcnow())
         assert new_holder is not None and new_holder != holder
@@ -235,11 +236,3 @@ def _nothing_pending(factory) -> bool:
         return s.query(Notification).filter_by(status="pending").count() == 0
 
 
-def _wait_for(probe, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"nothing after {timeout} s")
