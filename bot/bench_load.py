@@ -34,6 +34,7 @@ from typing import Any, Dict, List, Optional
 
 from bot.bench import Run, _load_average, half_load_rate, run_figures, served
 from bot.config import PROJECT_ROOT
+from bot.production import drop_database
 
 REPORT = PROJECT_ROOT / "reports" / "bench_load.json"
 REDIS_DB = 12
@@ -46,20 +47,6 @@ def _fresh_database() -> str:
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/hg_bench_load_{uuid.uuid4().hex[:8]}"
     ensure_postgres(url)
     return url
-
-
-def _drop_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    name = url.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                         {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    finally:
-        admin.dispose()
 
 
 def _fresh_redis() -> str:
@@ -147,7 +134,7 @@ def bench(args: argparse.Namespace) -> Dict[str, Any]:
                 stack.stop()
                 summary["logged_errors"] = logged_errors(Path(scratch) / "logs")
     finally:
-        _drop_database(database_url)
+        drop_database(database_url)
     if profile is not None:
         summary["profile"] = profile
     summary["targets"] = targets(summary, args.concurrency)

@@ -103,6 +103,21 @@ def _create_database(url: str, admin: str) -> None:
         engine.dispose()
 
 
+def drop_database(url: str) -> None:
+    """Drop the database of `url` (closing the connections still open to it), if it exists."""
+    from sqlalchemy import create_engine, text
+
+    name = urlparse(url).path.lstrip("/")
+    engine = create_engine(_maintenance_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                         {"n": name})
+            conn.execute(text('DROP DATABASE IF EXISTS "{}"'.format(name.replace('"', '""'))))
+    finally:
+        engine.dispose()
+
+
 def ensure_redis(url: str, wait_s: float = 5.0) -> None:
     """Reach the Redis server of `url`, starting this machine's redis-server when it is installed but stopped."""
     import redis

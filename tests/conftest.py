@@ -34,19 +34,15 @@ def ensure_postgres() -> None:
 @contextmanager
 def fresh_postgres_database(prefix: str) -> Iterator[str]:
     """Create an empty PostgreSQL database, yield its URL, and drop it afterwards."""
+    from bot.production import drop_database, ensure_postgres as reach
+
     ensure_postgres()
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives a restart
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{prefix}_{uuid.uuid4().hex[:10]}"
+    reach(url)  # creates it
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        drop_database(url)  # a new connection: it works after a PostgreSQL restart too
 
 
 @pytest.fixture(scope="session")
