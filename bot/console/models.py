@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _rollouts: Set["asyncio.Task[Any]"] = set()  # deploys being waited for (kept so they are not collected)
 
 WORKER_HEADER = "X-HG-Worker"
+MODEL_CHUNK = 1 << 20  # bytes per chunk of a model download
 
 
 def _token_ok(request: Request, expected: Optional[str]) -> bool:
@@ -52,16 +53,16 @@ async def deployed_model(request: Request) -> HTTPResponse:
         await console.run(models.seen, console.factory, worker, serving, console.now())
         return response.json({"error": "not_found", "message": "no model is deployed yet"}, status=404)
     sha = current.model.sha256
-    if serving == sha:
-        await console.run(models.seen, console.factory, worker, serving, console.now())
-        return response.empty(status=304, headers={"ETag": sha})
     path = Path(current.model.path)
-    if not path.is_file():
+    if serving != sha and not path.is_file():
         return response.json({"error": "gone", "message": f"the deployed model's file is missing: {path.name}"},
                              status=503)
-    await console.run(models.seen, console.factory, worker, serving, console.now(), sha)
-    return await response.file_stream(str(path), headers={"ETag": sha, "filename": current.model.served_name},
-                                      mime_type="application/gzip")
+    if not await console.run(models.pull, console.factory, worker, serving, sha, console.now()):
+        # it serves the deployed model, or waits its turn while another worker loads (it asks again shortly)
+        return response.empty(status=304, headers={"ETag": serving or sha})
+    # a model is about 200 MB: in Sanic's default 4 KiB chunks its download takes longer than its load
+    return await response.file_stream(str(path), chunk_size=MODEL_CHUNK, mime_type="application/gzip",
+                                      headers={"ETag": sha, "filename": current.model.served_name})
 
 
 # --- the admins' page: retrain, compare, deploy, roll back --------------------------------------------------

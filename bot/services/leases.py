@@ -1,4 +1,5 @@
-"""Leases: a role that one process at a time holds, such as the dispatcher leader.
+"""Leases: a role that one process at a time holds, such as the dispatcher leader or the Rasa worker that is
+loading a new model (bot/services/models.py).
 
 A holder takes a free or expired lease, and renews it before it runs out; when it stops it gives it back, so a
 process standing by takes over at once rather than when the lease expires. If the holder dies, the lease

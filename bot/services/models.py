@@ -10,8 +10,10 @@ deployed it and when, and whether each worker has taken it.
 - `rollback` undoes the latest deploy that was not undone yet, and serves the model that was served before it;
   repeated rollbacks walk further back. `restore` is the same for a deploy that did not reach every worker.
 - Rasa workers fetch the deployed model from the console (Rasa's model-server protocol, bot/console/models.py)
-  and say which model they serve each time they ask (`seen`, `fetched`); `rollout` tells whether every live
+  and say which model they serve each time they ask (`pull`, `seen`); `rollout` tells whether every live
   worker serves a given model.
+- Workers take a new model one at a time (`pull`, the `model-load` lease): loading a model keeps a worker's CPU
+  busy for tens of seconds, and while one worker loads, the others serve at full speed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
+from bot.services import leases
 from bot.services.scope import ADMIN_ROLES, actor_by_key
 from bot.store.db import unit_of_work
 from bot.store.models import ModelDeployment, ModelVersion, ModelWorker, utcnow
@@ -35,6 +38,7 @@ RUNNER = "make run"  # the actor recorded when the runner serves a model the reg
 DEPLOY, ROLLBACK, RESTORE = "deploy", "rollback", "restore"
 LIVE = dt.timedelta(seconds=10)  # a worker that asked this recently is running (it asks every 2 s)
 LOADING = dt.timedelta(minutes=3)  # a worker that downloaded a model is loading it for at most this long
+MODEL_LOAD = "model-load"  # the lease of the one worker that is loading a new model
 
 
 @dataclass(frozen=True)
@@ -320,6 +324,35 @@ def seen(factory: sessionmaker, worker: str, sha256: Optional[str], now: Optiona
             return
         except IntegrityError:  # its first request, twice at once: the other one made the row
             continue
+
+
+def pull(factory: sessionmaker, worker: str, serving: Optional[str], deployed: str,
+         now: Optional[dt.datetime] = None) -> bool:
+    """Worker `worker`, serving `serving`, asks for the model `deployed`: True when it is to download and load it
+    now, False when it keeps serving what it has (it serves `deployed` already, or another worker is loading one).
+
+    The loading worker holds the `model-load` lease until it reports serving the deployed model, or for LOADING
+    at most (a worker that died while loading does not hold up the others). A worker that serves no model of
+    the registry is starting and serves nobody yet: it loads at once."""
+    now = now or utcnow()
+    worker = worker[:120]
+    if serving == deployed:
+        seen(factory, worker, serving, now)
+        if leases.holder_of(factory, MODEL_LOAD, now) == worker:
+            leases.release(factory, MODEL_LOAD, worker)
+        return False
+    if _registered(factory, serving) and not leases.hold(factory, MODEL_LOAD, worker, LOADING, now):
+        seen(factory, worker, serving, now)
+        return False
+    seen(factory, worker, serving, now, fetching=deployed)
+    return True
+
+
+def _registered(factory: sessionmaker, sha256: Optional[str]) -> bool:
+    if not sha256:
+        return False
+    with unit_of_work(factory) as session:
+        return session.query(ModelVersion.id).filter_by(sha256=sha256).first() is not None
 
 
 def rollout(factory: sessionmaker, sha256: str, now: Optional[dt.datetime] = None) -> Rollout:

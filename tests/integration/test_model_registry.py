@@ -137,6 +137,29 @@ def test_rollout_counts_live_workers_and_those_still_loading(factory, served) ->
     assert [w.worker for w in models.rollout(factory, v2, later).workers] == ["vm:1"]
 
 
+def test_workers_take_a_new_model_one_at_a_time(factory, served) -> None:
+    now = dt.datetime(2026, 12, 3, 12, 0, 0)
+    v1, v2 = served["v1"].sha256, served["v2"].sha256
+    assert not models.pull(factory, "vm:1", v1, v1, now) and not models.pull(factory, "vm:2", v1, v1, now)
+    assert models.pull(factory, "vm:1", v1, v2, now)                # vm:1 loads v2
+    assert not models.pull(factory, "vm:2", v1, v2, now)            # vm:2 goes on serving v1 meanwhile
+    assert models.pull(factory, "vm:1", v1, v2, now + dt.timedelta(seconds=1))  # its own turn, asked again
+    assert not models.pull(factory, "vm:1", v2, v2, now + dt.timedelta(seconds=30))  # vm:1 serves v2: done
+    assert models.pull(factory, "vm:2", v1, v2, now + dt.timedelta(seconds=32))  # now vm:2's turn
+    assert not models.pull(factory, "vm:1", v2, v2, now + dt.timedelta(seconds=33))
+    assert [w.worker for w in models.rollout(factory, v2, now + dt.timedelta(seconds=33)).pending] == ["vm:2"]
+    # workers that are starting serve nobody yet: they all load at once
+    assert models.pull(factory, "vm:3", None, v2, now) and models.pull(factory, "vm:4", "a-rasa-uuid", v2, now)
+
+
+def test_a_worker_that_dies_while_loading_holds_up_the_others_for_a_while_only(factory, served) -> None:
+    now = dt.datetime(2026, 12, 3, 12, 0, 0)
+    v1, v2 = served["v1"].sha256, served["v2"].sha256
+    assert models.pull(factory, "vm:1", v1, v2, now)  # and never asks again
+    assert not models.pull(factory, "vm:2", v1, v2, now + models.LOADING - dt.timedelta(seconds=1))
+    assert models.pull(factory, "vm:2", v1, v2, now + models.LOADING + dt.timedelta(seconds=1))
+
+
 def test_a_deploy_that_does_not_reach_every_worker_is_undone(factory, served, monkeypatch) -> None:
     settings = Settings.from_env({"DATABASE_URL": "sqlite://"})
     models.seen(factory, "vm:1", served["v1"].sha256)  # a worker that never takes v2
@@ -177,3 +200,17 @@ async def test_the_console_serves_the_deployed_model_in_rasas_model_server_proto
     again = await browser.get(f"/models/deployed?token={TOKEN}", headers={**worker, "If-None-Match": v1.sha256})
     assert again.status == 304
     assert models.rollout(factory, v1.sha256).done
+    # a second worker and a new model: one worker downloads it, the other waits its turn with a 304
+    v2 = models.register(factory, _model(tmp_path / "m", "bbbb", "two"), actor=models.RUNNER)
+    models.deploy(factory, v2.id, runner=True)
+    other = {"X-HG-Worker": "vm:4343", "If-None-Match": v1.sha256}
+    async with console.http.get(f"{console.url}/models/deployed?token={TOKEN}",
+                                headers={**worker, "If-None-Match": v1.sha256}) as fetched:
+        assert fetched.status == 200 and fetched.headers["ETag"] == v2.sha256
+        assert await fetched.read() == Path(v2.path).read_bytes()
+    waits = await browser.get(f"/models/deployed?token={TOKEN}", headers=other)
+    assert waits.status == 304 and waits.headers["ETag"] == v1.sha256
+    assert (await browser.get(f"/models/deployed?token={TOKEN}",
+                              headers={**worker, "If-None-Match": v2.sha256})).status == 304  # loaded
+    async with console.http.get(f"{console.url}/models/deployed?token={TOKEN}", headers=other) as turn:
+        assert turn.status == 200 and turn.headers["ETag"] == v2.sha256
