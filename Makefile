@@ -26,8 +26,9 @@ validate: setup
 
 # Everything: unit and integration tests, data validation, story tests, NLU
 # evaluation on the held-out file and the end-to-end run (trains if needed).
+# The 30 slowest steps are listed at the end (where the suite's time goes, in CI too).
 test: setup
-	@$(PY) -m pytest -p no:cacheprovider -ra $(PYTEST_ARGS)
+	@$(PY) -m pytest -p no:cacheprovider -ra --durations=30 $(PYTEST_ARGS)
 
 # Only the tests that need no trained model or running servers.
 test-fast: setup

@@ -213,17 +213,22 @@ def evaluate_heldout(files: Sequence[Path], model: Optional[Path] = None) -> Dic
 
     model = model or ensure_model(quiet=True)
     train = plain_examples(NLU_DIR)
+    per_file = [(file, plain_examples(file)) for file in files]
+    all_texts = [t for _, examples in per_file for t, _ in examples]
+    every = parse_with_model(model, all_texts)  # the model loads once,
+    baseline_every = baseline_predict(train, all_texts)  # and the baseline is fitted once
     out: Dict[str, object] = {}
-    for file in files:
-        examples = plain_examples(file)
+    at = 0
+    for file, examples in per_file:
         texts, truth = [t for t, _ in examples], [i for _, i in examples]
-        parsed = parse_with_model(model, texts)
+        parsed, baseline = every[at:at + len(texts)], baseline_every[at:at + len(texts)]
+        at += len(texts)
         diet = [str(p["top"]) for p in parsed]
         served = [str(p["served"]) for p in parsed]
         out[str(file.relative_to(PROJECT_ROOT) if file.is_relative_to(PROJECT_ROOT) else file)] = {
             "diet": score(truth, diet).as_dict(),
             "diet_served": score(truth, served).as_dict(),
-            "baseline": score(truth, baseline_predict(train, texts)).as_dict(),
+            "baseline": score(truth, baseline).as_dict(),
         }
     return out
 

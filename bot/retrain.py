@@ -109,9 +109,12 @@ def compare_file(file: Path, examples: Sequence[Tuple[str, str]], before: Sequen
 
 
 def run_stories(model: Path, out: Path, stories: Path = STORIES) -> Tuple[int, str]:
-    """(failed stories, error) for the test stories on `model` (`rasa test core` in its own process)."""
-    result = subprocess.run([sys.executable, "-m", "rasa", "test", "core", "--model", str(model), "--stories",
-                             str(stories), "--out", str(out)], cwd=PROJECT_ROOT, env=rasa_env(),
+    """(failed stories, error) for the test stories on `model` (`rasa test core` in its own process, with the
+    server's corrections of Rasa: the model loads without Rasa's training step, bot/rasa_boot.py)."""
+    from bot.runner import rasa_command
+
+    result = subprocess.run(rasa_command("test", "core", "--model", str(model), "--stories", str(stories),
+                                         "--out", str(out)), cwd=PROJECT_ROOT, env=rasa_env(),
                             capture_output=True, text=True, timeout=1800)
     failed_file = out / "failed_test_stories.yml"
     if result.returncode != 0:

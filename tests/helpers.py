@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import socket
 import subprocess
-import sys
 import threading
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
@@ -67,9 +66,12 @@ def quiet_env(**extra: str) -> Dict[str, str]:
 
 
 def run_rasa(args: List[str], timeout: int = 900, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess:
-    """Run `python -m rasa ARGS` and return the finished process (output captured)."""
-    return subprocess.run([sys.executable, "-m", "rasa", *args], cwd=cwd, env=quiet_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    """Run Rasa's CLI with ARGS as the servers run it (bot/rasa_boot.py's corrections first: a model loads
+    without Rasa's training step) and return the finished process (output captured)."""
+    from bot.runner import rasa_command
+
+    return subprocess.run(rasa_command(*args), cwd=cwd, env=quiet_env(), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @asynccontextmanager
