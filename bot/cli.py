@@ -33,15 +33,19 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_load_community(settings: Settings, args: argparse.Namespace) -> int:
-    """Load grids, staff, groups, teams and clinics from the community folder (recorded in the audit log)."""
+    """Load grids, staff, groups, teams and clinics from the community folder (recorded in the audit log): its
+    `community.yml` and, for a street office with several communities, every other `*.yml` there."""
     from bot.services import community_edits
-    from bot.services.community import COMMUNITY_FILE, load_clinics, load_community, read_community
+    from bot.services.community import community_files, community_key, load_clinics, load_community, read_communities
     from bot.store.db import make_engine, make_session_factory, unit_of_work
     from bot.store.models import AuditEntry
 
     folder = Path(args.dir) if args.dir else settings.community_dir
-    data = read_community(folder)
-    digest = hashlib.sha256((folder / COMMUNITY_FILE).read_bytes()).hexdigest()
+    datas = read_communities(folder)
+    files = community_files(folder)
+    digest = hashlib.sha256(b"".join(hashlib.sha256(p.name.encode() + b"\0" + p.read_bytes()).digest()
+                                     for p in files)).hexdigest()
+    names = ", ".join(p.name for p in files)
     engine = make_engine(settings.database_url)
     try:
         with unit_of_work(make_session_factory(engine)) as session:
@@ -49,16 +53,18 @@ def cmd_load_community(settings: Settings, args: argparse.Namespace) -> int:
                     .order_by(AuditEntry.id.desc()).first())
             if getattr(args, "if_changed", False) and last is not None and (last.after or {}).get("sha256") == digest:
                 # Unchanged since the last load: keep what admins edited in the console; refresh the demo clinics.
-                clinics = load_clinics(session, data, _today(settings))
-                print(f"community: {COMMUNITY_FILE} unchanged since the last load; console edits kept "
+                clinics = sum(load_clinics(session, data, _today(settings)) for data in datas)
+                print(f"community: {names} unchanged since the last load; console edits kept "
                       f"({clinics} clinics refreshed)")
                 return 0
-            counts = load_community(session, data, _today(settings))
-            community_edits.audit(session, "community-file", "community_file", str(folder / COMMUNITY_FILE), "load",
-                                  None, {"sha256": digest, **counts})
+            loaded = [(community_key(data), load_community(session, data, _today(settings))) for data in datas]
+            for path, (key, counts) in zip(files, loaded):
+                community_edits.audit(session, "community-file", "community_file", str(path), "load",
+                                      None, {"sha256": digest, "community": key, **counts})
     finally:
         engine.dispose()
-    print("community: loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for key, counts in loaded:
+        print(f"community {key}: loaded " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return 0
 
 

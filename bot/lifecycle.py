@@ -36,13 +36,16 @@ TERMINAL: Tuple[str, ...] = (CLOSED, CANCELLED)
 # Who acts. Staff roles come from the community model; "resident" and "system" are the other two actors.
 GRID_MEMBER, GRID_LEADER, PROPERTY_MANAGER = "grid_member", "grid_leader", "property_manager"
 DUTY, SECRETARY, ADMIN, TEAM_LEAD = "duty", "secretary", "admin", "team_lead"
-STAFF_ROLES: Tuple[str, ...] = (GRID_MEMBER, GRID_LEADER, PROPERTY_MANAGER, DUTY, SECRETARY, ADMIN, TEAM_LEAD)
+# The street office (街道) over several communities: an admin of every community of the deployment.
+STREET = "street"
+STAFF_ROLES: Tuple[str, ...] = (GRID_MEMBER, GRID_LEADER, PROPERTY_MANAGER, DUTY, SECRETARY, ADMIN, TEAM_LEAD, STREET)
 ROLE_LABELS: Dict[str, str] = {GRID_MEMBER: "网格员", GRID_LEADER: "网格长", PROPERTY_MANAGER: "物业管家",
-                               DUTY: "值班人员", SECRETARY: "社区书记", ADMIN: "管理员", TEAM_LEAD: "志愿队队长"}
+                               DUTY: "值班人员", SECRETARY: "社区书记", ADMIN: "管理员", TEAM_LEAD: "志愿队队长",
+                               STREET: "街道管理员"}
 RESIDENT, SYSTEM = "resident", "system"
 
 # Roles that hand work to others (assign, reassign) and may act on a ticket someone else holds.
-LEADS: FrozenSet[str] = frozenset({GRID_LEADER, PROPERTY_MANAGER, SECRETARY, ADMIN})
+LEADS: FrozenSet[str] = frozenset({GRID_LEADER, PROPERTY_MANAGER, SECRETARY, ADMIN, STREET})
 WORKERS: FrozenSet[str] = frozenset(STAFF_ROLES)
 
 REOPEN_WINDOW = dt.timedelta(days=7)

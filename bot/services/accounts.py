@@ -262,11 +262,15 @@ def set_password(factory: sessionmaker, key: str, password: str, now: dt.datetim
         return _identity(row)
 
 
-def seed_demo_passwords(session: Session, demo_password: Optional[str]) -> int:
-    """Give accounts without a real password the demo password (or take it back when unset); returns how many."""
+def seed_demo_passwords(session: Session, demo_password: Optional[str], community: Optional[str] = None) -> int:
+    """Give accounts (of `community`, or all) without a real password the demo password (or take it back when
+    unset); returns how many."""
     encoded = demo_password_hash(demo_password) if demo_password else None
     seeded = 0
-    for row in session.query(Staff).all():
+    query = session.query(Staff)
+    if community is not None:
+        query = query.filter(Staff.community_key == community)
+    for row in query.all():
         if row.password_hash is None or is_demo_hash(row.password_hash):
             row.password_hash = encoded
             seeded += encoded is not None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 from sqlalchemy.orm import Session
@@ -13,8 +14,10 @@ from bot import address
 from bot.errors import InvalidInput
 from bot.services.accounts import seed_demo_passwords
 from bot.store.models import (
+    DEFAULT_COMMUNITY,
     Building,
     ChatGroup,
+    Community,
     ClinicEvent,
     DutyShift,
     Estate,
@@ -24,28 +27,77 @@ from bot.store.models import (
 )
 
 COMMUNITY_FILE = "community.yml"
+COMMUNITY_KEY = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
 def read_community(folder: Path) -> Dict[str, Any]:
     """Read and minimally check the community file in `folder`."""
-    path = folder / COMMUNITY_FILE
+    return read_community_file(folder / COMMUNITY_FILE)
+
+
+def read_community_file(path: Path) -> Dict[str, Any]:
+    """Read and minimally check one community's file."""
     if not path.is_file():
         raise InvalidInput(f"community file not found: {path}", field="community_dir")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for key in ("estates", "groups", "staff", "grids", "volunteer_teams"):
         if not isinstance(data.get(key), list):
             raise InvalidInput(f"{path}: '{key}' must be a list", field=key)
+    info = data.get("community") or {}
+    if not isinstance(info, dict):
+        raise InvalidInput(f"{path}: 'community' must be a mapping", field="community")
+    key = str(info.get("key") or DEFAULT_COMMUNITY)
+    if not COMMUNITY_KEY.match(key):
+        raise InvalidInput(f"{path}: community key {key!r} must be lower-case letters, digits and '-'",
+                           field="community.key")
     return data
+
+
+def community_files(folder: Path) -> List[Path]:
+    """The community files of a deployment: `community.yml` first, then every other `*.yml` in `folder`, one
+    community each (a street office with several communities)."""
+    first = folder / COMMUNITY_FILE
+    if not first.is_file():
+        raise InvalidInput(f"community file not found: {first}", field="community_dir")
+    return [first, *sorted(p for p in folder.glob("*.yml") if p.name != COMMUNITY_FILE)]
+
+
+def read_communities(folder: Path) -> List[Dict[str, Any]]:
+    """Every community file in `folder`, read and checked; two files with the same key are refused."""
+    found: Dict[str, Path] = {}
+    datas = []
+    for path in community_files(folder):
+        data = read_community_file(path)
+        key = community_key(data)
+        if key in found:
+            raise InvalidInput(f"{path} and {found[key]} both describe community {key!r}", field="community.key")
+        found[key] = path
+        datas.append(data)
+    return datas
+
+
+def community_key(data: Dict[str, Any]) -> str:
+    """The key of the community a (checked) file describes; files without one describe the default community."""
+    return str((data.get("community") or {}).get("key") or DEFAULT_COMMUNITY)
 
 
 def _span(spec: Dict[str, int]) -> range:
     return range(int(spec["from"]), int(spec["to"]) + 1)
 
 
-def _upsert(session: Session, model: type, key_field: str, key: Any, **values: Any) -> Any:
-    row = session.query(model).filter(getattr(model, key_field) == key).one_or_none()
+def _upsert(session: Session, model: type, community: str, key_field: str, key: Any, scoped: bool = False,
+            **values: Any) -> Any:
+    """The row of `model` whose `key_field` is `key`, created or updated, in `community`. Keys are unique across
+    the deployment (one community's file cannot take over another's row) unless `scoped` (unique per community)."""
+    query = session.query(model).filter(getattr(model, key_field) == key)
+    if scoped:
+        query = query.filter(model.community_key == community)
+    row = query.one_or_none()
+    if row is not None and row.community_key != community:
+        raise InvalidInput(f"{model.__tablename__} {key!r} already belongs to community {row.community_key!r}",
+                           field=key_field)
     if row is None:
-        row = model(**{key_field: key})
+        row = model(**{key_field: key}, community_key=community)
         session.add(row)
     for name, value in values.items():
         setattr(row, name, value)
@@ -53,14 +105,25 @@ def _upsert(session: Session, model: type, key_field: str, key: Any, **values: A
 
 
 def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Dict[str, int]:
-    """Upsert everything in `data` (idempotent); returns counts of what the file holds."""
+    """Upsert everything in `data`, one community's file, (idempotent); returns counts of what the file holds."""
+    ck = community_key(data)
+    info = data.get("community") or {}
+    row = session.get(Community, ck)
+    if row is None:
+        row = Community(key=ck)
+        session.add(row)
+    row.name = str(info.get("name") or "社区")
+    row.office_phone = str(info.get("office_phone") or "") or None
+    row.office_hours = str(info.get("office_hours") or "") or None
+    row.wechat_account = str(info.get("wechat_account") or "") or None
+    session.flush()
     groups = {
-        g["key"]: _upsert(session, ChatGroup, "key", g["key"], name=g["name"], kind=g["kind"],
+        g["key"]: _upsert(session, ChatGroup, ck, "key", g["key"], name=g["name"], kind=g["kind"],
                           webhook_key=g.get("webhook_key"))
         for g in data["groups"]
     }
     staff = {
-        s["key"]: _upsert(session, Staff, "key", s["key"], name=s["name"], role=s["role"],
+        s["key"]: _upsert(session, Staff, ck, "key", s["key"], name=s["name"], role=s["role"],
                           phone=str(s.get("phone") or "") or None, wecom_userid=s.get("wecom_userid"),
                           on_duty=bool(s.get("on_duty", False)), estates=list(s.get("estates", [])),
                           active=bool(s.get("active", True)))
@@ -72,11 +135,11 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
         raise InvalidInput("'console' must be a mapping", field="console")
     demo_password = console.get("demo_password")
     # Accounts without a real password get the demo one (and lose it when the file drops it).
-    demo_accounts = seed_demo_passwords(session, str(demo_password) if demo_password else None)
+    demo_accounts = seed_demo_passwords(session, str(demo_password) if demo_password else None, ck)
     estates = {}
     for e in data["estates"]:
         estates[e["name"]] = _upsert(
-            session, Estate, "name", e["name"], aliases=list(e.get("aliases", [])),
+            session, Estate, ck, "name", e["name"], aliases=list(e.get("aliases", [])),
             property_managed=bool(e.get("property_managed", True)), units=int(e["units"]),
             floors=int(e["floors"]), rooms_per_floor=int(e["rooms_per_floor"]))
     session.flush()
@@ -94,15 +157,18 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
                 estate_key = bg.get("estate_keys", {}).get(e["name"], e["name"])
                 gkey = f"building-{estate_key}-{number}"
                 row.group = _upsert(
-                    session, ChatGroup, "key", gkey, kind="building",
+                    session, ChatGroup, ck, "key", gkey, kind="building",
                     name=bg["name"].format(estate=e["name"], building=number),
                     webhook_key=bg["webhook_key"].format(estate_key=estate_key, building=number))
             buildings += 1
 
     for g in data["grids"]:
-        grid = _upsert(session, Grid, "key", g["key"], name=g["name"], leader=staff.get(g.get("leader")),
+        grid = _upsert(session, Grid, ck, "key", g["key"], name=g["name"], leader=staff.get(g.get("leader")),
                        group=groups.get(g.get("group")), property_group=groups.get(g.get("property_group")),
                        member_keys=list(g.get("members", [])))
+        if g["estate"] not in estates:
+            raise InvalidInput(f"grid {g['key']!r} names estate {g['estate']!r}, not one of this file's",
+                               field="grids")
         estate = estates[g["estate"]]
         session.flush()
         for number in _span(g["buildings"]):
@@ -110,16 +176,16 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
 
     help_team = data.get("help_team")
     for t in data["volunteer_teams"]:
-        _upsert(session, VolunteerTeam, "number", int(t["number"]), colour=t["colour"], name=t["name"],
+        _upsert(session, VolunteerTeam, ck, "number", int(t["number"]), scoped=True, colour=t["colour"], name=t["name"],
                 short=t["short"], lead=staff.get(t.get("lead")), group=groups.get(t.get("group")),
                 handles_help=help_team is not None and int(t["number"]) == int(help_team))
 
     # The roster is replaced as a whole: it is the file's, not edited row by row.
-    session.query(DutyShift).delete(synchronize_session=False)
+    session.query(DutyShift).filter_by(community_key=ck).delete(synchronize_session=False)
     for shift in data.get("duty_roster") or []:
         if shift.get("staff") not in staff:
             raise InvalidInput(f"duty_roster names unknown staff {shift.get('staff')!r}", field="duty_roster")
-        session.add(DutyShift(staff=staff[shift["staff"]], weekdays=[int(d) for d in shift.get("weekdays") or []],
+        session.add(DutyShift(community_key=ck, staff=staff[shift["staff"]], weekdays=[int(d) for d in shift.get("weekdays") or []],
                               start=str(shift["from"]), end=str(shift["to"]), note=shift.get("note")))
 
     clinics = load_clinics(session, data, today)
@@ -136,17 +202,19 @@ def load_clinics(session: Session, data: Dict[str, Any], today: dt.date) -> int:
     console (`edited_by` set), that entry is the console's: it is no longer written, on this date or (its date
     moving with `today`) any other. Events added in the console have no `file_key` and are never touched.
     """
+    ck = community_key(data)
     taken = {key for (key,) in session.query(ClinicEvent.file_key)
-             .filter(ClinicEvent.file_key.isnot(None), ClinicEvent.edited_by.isnot(None))}
+             .filter(ClinicEvent.community_key == ck, ClinicEvent.file_key.isnot(None),
+                     ClinicEvent.edited_by.isnot(None))}
     clinics = 0
     for c in data.get("clinic_events", []):
         clinics += 1
         if c["title"] in taken:
             continue
         when = dt.date.fromisoformat(str(c["date"])) if "date" in c else today + dt.timedelta(days=int(c["days_from_now"]))
-        row = session.query(ClinicEvent).filter_by(file_key=c["title"], date=when).one_or_none()
+        row = session.query(ClinicEvent).filter_by(community_key=ck, file_key=c["title"], date=when).one_or_none()
         if row is None:
-            row = ClinicEvent(title=c["title"], file_key=c["title"], date=when, status="scheduled")
+            row = ClinicEvent(community_key=ck, title=c["title"], file_key=c["title"], date=when, status="scheduled")
             session.add(row)
         row.start, row.end, row.place = str(c["start"]), str(c["end"]), c["place"]
         row.specialties = list(c.get("specialties", []))
@@ -164,12 +232,42 @@ def estates(session: Session) -> List[address.Estate]:
     ]
 
 
+def community_of(session: Session, estate: Optional[str], fallback: Optional[str] = None) -> str:
+    """The community (key) a row about `estate` belongs to: the estate's; without a known estate, `fallback` (the
+    resident's community) as `home_community` reads it."""
+    if estate:
+        key = session.query(Estate.community_key).filter(Estate.name == estate).scalar()
+        if key is not None:
+            return key
+    return home_community(session, fallback)
+
+
+def home_community(session: Session, key: Optional[str]) -> str:
+    """`key` if it names a community with estates; otherwise the deployment's first community (the one whose
+    estates were loaded first, community.yml's) — where a resident who never gave an address is served."""
+    if key and session.query(Estate.id).filter(Estate.community_key == key).first() is not None:
+        return key
+    first = session.query(Estate.community_key).order_by(Estate.id).first()
+    return first[0] if first else DEFAULT_COMMUNITY
+
+
+def resident_community(session: Session, sender_id: str) -> str:
+    """The community that serves the resident `sender_id` (their estate's, once known)."""
+    from bot.store.models import Resident
+
+    row = session.query(Resident.community_key).filter(Resident.sender_id == sender_id).first()
+    return home_community(session, row[0] if row else None)
+
+
 def building_for(session: Session, community: str, number: int) -> Building | None:
     """The building row of an estate, if it exists."""
     return (session.query(Building).join(Estate).filter(Estate.name == community, Building.number == number)
             .one_or_none())
 
 
-def teams(session: Session) -> Sequence[VolunteerTeam]:
-    """All volunteer teams in number order."""
-    return session.query(VolunteerTeam).order_by(VolunteerTeam.number).all()
+def teams(session: Session, community: Optional[str] = None) -> Sequence[VolunteerTeam]:
+    """The volunteer teams (of one community, or all) in number order."""
+    query = session.query(VolunteerTeam)
+    if community is not None:
+        query = query.filter(VolunteerTeam.community_key == community)
+    return query.order_by(VolunteerTeam.community_key, VolunteerTeam.number).all()

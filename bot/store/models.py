@@ -32,9 +32,31 @@ NAMING = {
 Base = declarative_base(metadata=MetaData(naming_convention=NAMING))
 
 
+DEFAULT_COMMUNITY = "default"
+
+
+def community_column() -> Column:
+    """The community (社区) a row belongs to: every row that belongs to one carries its key (migration 0011)."""
+    return Column(String(32), ForeignKey("communities.key"), nullable=False, default=DEFAULT_COMMUNITY,
+                  server_default=DEFAULT_COMMUNITY, index=True)
+
+
 def utcnow() -> dt.datetime:
     """Current UTC time without tzinfo (stored naive, always UTC)."""
     return dt.datetime.utcnow().replace(microsecond=0)
+
+
+class Community(Base):
+    """A community (社区) of the street office (街道): its name, office and WeChat account. Estates, staff, groups,
+    teams, clinics, residents and tickets belong to one; staff see only their own community's rows."""
+
+    __tablename__ = "communities"
+    key = Column(String(32), primary_key=True)
+    name = Column(String(64), nullable=False)
+    office_phone = Column(String(32), nullable=True)
+    office_hours = Column(String(128), nullable=True)
+    # The WeChat Official Account it answers on: HG_WECHAT_<ACCOUNT>_* settings; None shares the default account.
+    wechat_account = Column(String(32), nullable=True)
 
 
 class Estate(Base):
@@ -42,6 +64,7 @@ class Estate(Base):
 
     __tablename__ = "estates"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     name = Column(String(64), nullable=False, unique=True)
     aliases = Column(JSON, nullable=False, default=list)
     property_managed = Column(Boolean, nullable=False, default=True)
@@ -56,6 +79,7 @@ class ChatGroup(Base):
 
     __tablename__ = "chat_groups"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     key = Column(String(64), nullable=False, unique=True)
     name = Column(String(128), nullable=False)
     kind = Column(String(16), nullable=False)  # property | grid | building | office | team
@@ -67,6 +91,7 @@ class Staff(Base):
 
     __tablename__ = "staff"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     key = Column(String(64), nullable=False, unique=True)
     name = Column(String(64), nullable=False)
     role = Column(String(32), nullable=False)
@@ -103,6 +128,7 @@ class DutyShift(Base):
 
     __tablename__ = "duty_shifts"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     staff_id = Column(Integer, ForeignKey("staff.id"), nullable=False)
     weekdays = Column(JSON, nullable=False, default=list)  # 1 = Monday … 7 = Sunday
     start = Column(String(5), nullable=False)  # "22:00"
@@ -116,6 +142,7 @@ class Grid(Base):
 
     __tablename__ = "grids"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     key = Column(String(64), nullable=False, unique=True)
     name = Column(String(64), nullable=False)
     leader_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
@@ -147,6 +174,7 @@ class Resident(Base):
 
     __tablename__ = "residents"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     sender_id = Column(String(128), nullable=False, unique=True)
     name = Column(String(64), nullable=True)
     phone = Column(String(32), nullable=True)
@@ -171,6 +199,7 @@ class Ticket(Base):
 
     __tablename__ = "tickets"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     number = Column(String(32), nullable=False, unique=True)  # HG-YYYYMMDD-NNNN
     kind = Column(String(16), nullable=False)  # leak | repair | help | feedback
     priority = Column(String(16), nullable=False, default="normal")  # urgent | normal
@@ -229,6 +258,7 @@ class ClinicEvent(Base):
 
     __tablename__ = "clinic_events"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     title = Column(String(128), nullable=False)
     date = Column(Date, nullable=False, index=True)
     start = Column(String(8), nullable=False)
@@ -250,10 +280,13 @@ class VolunteerTeam(Base):
     """A volunteer team residents can join."""
 
     __tablename__ = "volunteer_teams"
+    __table_args__ = (UniqueConstraint("community_key", "number", name="uq_volunteer_teams_community_number"),
+                      UniqueConstraint("community_key", "name", name="uq_volunteer_teams_community_name"))
     id = Column(Integer, primary_key=True)
-    number = Column(Integer, nullable=False, unique=True)
+    community_key = community_column()
+    number = Column(Integer, nullable=False)
     colour = Column(String(16), nullable=False)
-    name = Column(String(64), nullable=False, unique=True)
+    name = Column(String(64), nullable=False)
     short = Column(String(32), nullable=False)
     lead_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
     group_id = Column(Integer, ForeignKey("chat_groups.id"), nullable=True)
@@ -282,6 +315,7 @@ class Handoff(Base):
 
     __tablename__ = "handoffs"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     sender_id = Column(String(128), nullable=False, index=True)
     reason = Column(Text, nullable=True)
     started_at = Column(DateTime, nullable=False, default=utcnow)
@@ -385,6 +419,7 @@ class Announcement(Base):
 
     __tablename__ = "announcements"
     id = Column(Integer, primary_key=True)
+    community_key = community_column()
     kind = Column(String(16), nullable=False)  # safety | clinic | water_stop
     title = Column(String(64), nullable=False)
     body = Column(Text, nullable=False)
