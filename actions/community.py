@@ -30,12 +30,13 @@ class ActionListClinics(Action):
         today = d.today()
         specialty = clinics.specialty_in(text, next(tracker.get_latest_entity_values("specialty"), None))
         between = parse_date_range(text, today)
-        found = await asyncio.to_thread(clinics.upcoming, d.sessions, today, specialty, between)
+        found = await asyncio.to_thread(clinics.upcoming, d.sessions, today, specialty, between,
+                                        sender_id=tracker.sender_id)
         asked = "".join(filter(None, [f"{between[0].month}月{between[0].day}日起" if between else "",
                                       specialty or ""]))
         if not found:
             if specialty or between:
-                others = await asyncio.to_thread(clinics.upcoming, d.sessions, today)
+                others = await asyncio.to_thread(clinics.upcoming, d.sessions, today, sender_id=tracker.sender_id)
                 tail = f"近期其他义诊有 {len(others)} 场，回复“最近有义诊吗”可以查看。" if others else ""
                 dispatcher.utter_message(text=f"目前没有安排{asked}的义诊。{tail}有新活动会在社区群里通知。")
             else:
@@ -55,7 +56,7 @@ class ActionSubmitVolunteer(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
         d = deps.get()
-        teams = await d.teams()
+        teams = await d.teams(tracker.sender_id)
         team = next((t for t in teams if t.name == tracker.get_slot("team")), None)
         name, phone = tracker.get_slot("contact_name"), tracker.get_slot("phone")
         if team is None or not name or not phone:

@@ -47,9 +47,10 @@ class Deps:
 
         return await self._cached("estates", load)
 
-    async def teams(self) -> List[Team]:
-        """The volunteer teams as matcher values (cached for a minute)."""
-        return await self._cached("teams", lambda: volunteers.team_values(self.sessions))
+    async def teams(self, sender_id: str) -> List[Team]:
+        """The volunteer teams of the community serving `sender_id`, as matcher values (cached for a minute)."""
+        home = await asyncio.to_thread(volunteers.home_of, self.sessions, sender_id)
+        return await self._cached(f"teams:{home}", lambda: volunteers.team_values(self.sessions, home))
 
     def today(self) -> dt.date:
         """Today's date in the community's time zone."""

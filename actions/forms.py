@@ -314,7 +314,7 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
                 return {}
             return {"team": entity or text}
         if tracker.get_slot("team") is None and (entity or latest_intent(tracker) == "volunteer_signup"):
-            teams = await deps.get().teams()
+            teams = await deps.get().teams(tracker.sender_id)
             found = match_team(entity or text, teams)
             if found is not None:
                 return {"team": found.name}
@@ -323,7 +323,7 @@ class ValidateVolunteerForm(TicketFormSlots, FormValidationAction):
     async def validate_team(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                             domain: DomainDict) -> Dict[Text, Any]:
         """Resolve the team by number, colour or name; re-ask listing the teams."""
-        teams = await deps.get().teams()
+        teams = await deps.get().teams(tracker.sender_id)
         found = match_team(str(value or ""), teams)
         if found is not None:
             return {"team": found.name}
@@ -399,7 +399,7 @@ class ActionAskTeam(Action):
         return "action_ask_team"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict]:
-        teams = await deps.get().teams()
+        teams = await deps.get().teams(tracker.sender_id)
         lines = "\n".join(f"{t.number}. {t.name}" for t in teams)
         head = messages.INVALID_TEAM if _misses(tracker) else "想加入哪支队伍？回复序号、颜色或队名都可以："
         buttons = [{"title": t.name, "payload": str(t.number)} for t in teams]

@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 
 from sqlalchemy.orm import sessionmaker
 
+from bot.services import community
 from bot.store.db import unit_of_work
 from bot.store.models import ClinicEvent
 
@@ -51,13 +52,16 @@ def specialty_in(text: str, entity: Optional[str] = None) -> Optional[str]:
 
 
 def upcoming(factory: sessionmaker, today: dt.date, specialty: Optional[str] = None,
-             between: Optional[Tuple[dt.date, dt.date]] = None, limit: int = 5) -> List[ClinicView]:
-    """Scheduled clinic events from today on, soonest first, optionally filtered."""
+             between: Optional[Tuple[dt.date, dt.date]] = None, limit: int = 5,
+             sender_id: Optional[str] = None) -> List[ClinicView]:
+    """Scheduled clinic events from today on of the community serving `sender_id`, soonest first, optionally
+    filtered."""
     start, end = between if between else (today, today + dt.timedelta(days=366))
     start = max(start, today)
     with unit_of_work(factory) as session:
-        rows = (session.query(ClinicEvent).filter(ClinicEvent.date >= start, ClinicEvent.date <= end,
-                                                  ClinicEvent.status == SCHEDULED)
+        home = community.resident_community(session, sender_id or "")
+        rows = (session.query(ClinicEvent).filter(ClinicEvent.community_key == home, ClinicEvent.date >= start,
+                                                  ClinicEvent.date <= end, ClinicEvent.status == SCHEDULED)
                 .order_by(ClinicEvent.date, ClinicEvent.start).all())
         found = []
         for r in rows:

@@ -7,7 +7,7 @@ from typing import List
 
 from sqlalchemy.orm import Session
 
-from bot.store.models import DutyShift, Staff
+from bot.store.models import DEFAULT_COMMUNITY, DutyShift, Staff
 
 
 def _minutes(clock: str) -> int:
@@ -31,9 +31,9 @@ def shift_covers(weekdays: List[int], start: str, end: str, local: dt.datetime) 
     return began.isoweekday() in weekdays
 
 
-def on_duty(session: Session, local: dt.datetime) -> List[Staff]:
-    """Active staff whose roster line covers the local time `local`, in roster order."""
-    shifts = session.query(DutyShift).order_by(DutyShift.id).all()
+def on_duty(session: Session, local: dt.datetime, community: str = DEFAULT_COMMUNITY) -> List[Staff]:
+    """Active staff of `community` whose roster line covers the local time `local`, in roster order."""
+    shifts = session.query(DutyShift).filter_by(community_key=community).order_by(DutyShift.id).all()
     found: List[Staff] = []
     for shift in shifts:
         if shift.staff.active and shift.staff not in found and shift_covers(shift.weekdays or [], shift.start,

@@ -18,10 +18,10 @@ from bot import lifecycle as lc
 from bot import messages
 from bot.address import Address
 from bot.notify import outbox
-from bot.services import duty
+from bot.services import duty, routing
 from bot.services.lifecycle import Context, staff_group
 from bot.store.db import unit_of_work
-from bot.store.models import ChatGroup, Escalation, Staff, Ticket, utcnow
+from bot.store.models import Escalation, Staff, Ticket, utcnow
 
 UNACCEPTED = "unaccepted"
 OVERDUE = "overdue"
@@ -60,9 +60,11 @@ def _fire(session: Session, ticket: Ticket, level: str, now: dt.datetime, ctx: C
     outbox.enqueue(session, now=now, group=staff_group(session, ticket), purpose=f"escalation_{level}", ticket_id=ticket.id,
                    mentions=mentions, content=content)
     if level == UNACCEPTED:
-        office = session.query(ChatGroup).filter_by(kind="office").order_by(ChatGroup.id).first()
-        seniors = session.query(Staff).filter(Staff.role == lc.SECRETARY, Staff.active.is_(True)).all()
-        on_duty = duty.on_duty(session, ctx.local(now)) + session.query(Staff).filter_by(on_duty=True).all()
+        community = ticket.community_key
+        office = routing.office_group(session, community)
+        seniors = session.query(Staff).filter(Staff.role == lc.SECRETARY, Staff.active.is_(True),
+                                              Staff.community_key == community).all()
+        on_duty = duty.on_duty(session, ctx.local(now), community) + routing.duty_staff(session, community)
         people = list(dict.fromkeys(s.wecom_userid for s in seniors + on_duty if s.wecom_userid))
         if office is not None and office is not staff_group(session, ticket):
             outbox.enqueue(session, now=now, group=office, purpose=f"escalation_{level}", ticket_id=ticket.id,

@@ -19,10 +19,11 @@ from bot import identity, messages
 from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
 from bot.notify import outbox
 from bot.phone import mask_phone
-from bot.services import scope
+from bot.services import routing, scope
+from bot.services.community import resident_community as community_of_resident
 from bot.services.tickets import mask_phones_in
 from bot.store.db import unit_of_work
-from bot.store.models import ChatGroup, Handoff, HandoffReply, Notification, Resident, Staff, utcnow
+from bot.store.models import Handoff, HandoffReply, Notification, Resident, Staff, utcnow
 
 MAX_REPLY_CHARS = 600
 REPLY_PURPOSE = "handoff_reply"
@@ -86,9 +87,10 @@ def start(factory: sessionmaker, sender_id: str, reason: str, inbox_link: str = 
     with unit_of_work(factory) as session:
         if session.query(Handoff).filter_by(sender_id=sender_id, released_at=None).first() is not None:
             return False
-        session.add(Handoff(sender_id=sender_id, reason=(reason or "")[:500]))
-        group = session.query(ChatGroup).filter_by(kind="office").order_by(ChatGroup.id).first()
-        duty = session.query(Staff).filter_by(on_duty=True).all()
+        community = community_of_resident(session, sender_id)
+        session.add(Handoff(sender_id=sender_id, reason=(reason or "")[:500], community_key=community))
+        group = routing.office_group(session, community)
+        duty = routing.duty_staff(session, community)
         outbox.enqueue(session, group=group, purpose="handoff",
                        mentions=[s.wecom_userid for s in duty if s.wecom_userid],
                        content=messages.handoff_card(sender_id, mask_phones_in(reason or ""), inbox_link))
@@ -146,12 +148,12 @@ def _summary(session: Session, row: Handoff, replies: int) -> WaitingHandoff:
 def waiting(factory: sessionmaker, staff_key: str) -> List[WaitingHandoff]:
     """The open handoffs, oldest first, for someone the inbox is for."""
     with unit_of_work(factory) as session:
-        inbox_actor(session, staff_key)
+        actor = inbox_actor(session, staff_key)
         counts = dict(session.query(HandoffReply.handoff_id, func.count(HandoffReply.id))
                       .join(Handoff, Handoff.id == HandoffReply.handoff_id)
                       .filter(Handoff.released_at.is_(None)).group_by(HandoffReply.handoff_id).all())
-        rows = session.query(Handoff).filter(Handoff.released_at.is_(None)) \
-            .order_by(Handoff.started_at, Handoff.id).all()
+        rows = scope.of_community(session.query(Handoff), Handoff.community_key, actor) \
+            .filter(Handoff.released_at.is_(None)).order_by(Handoff.started_at, Handoff.id).all()
         return [_summary(session, row, counts.get(row.id, 0)) for row in rows]
 
 
@@ -162,9 +164,9 @@ def _released_by(session: Session, by: Optional[str]) -> Optional[str]:
     return f"{scope.actor_for(session, staff).label}" if staff is not None else by
 
 
-def _handoff(session: Session, handoff_id: int) -> Handoff:
+def _handoff(session: Session, actor: scope.StaffActor, handoff_id: int) -> Handoff:
     row = session.get(Handoff, handoff_id)
-    if row is None:
+    if row is None or not scope.in_community(actor, row.community_key):
         raise NotFound("no such handoff", handoff_id=handoff_id)
     return row
 
@@ -172,8 +174,8 @@ def _handoff(session: Session, handoff_id: int) -> Handoff:
 def detail(factory: sessionmaker, staff_key: str, handoff_id: int) -> HandoffDetail:
     """One handoff (open or released) with its replies and their delivery status; NotFound for an unknown id."""
     with unit_of_work(factory) as session:
-        inbox_actor(session, staff_key)
-        row = _handoff(session, handoff_id)
+        actor = inbox_actor(session, staff_key)
+        row = _handoff(session, actor, handoff_id)
         replies = []
         for reply in row.replies:
             note = session.get(Notification, reply.notification_id) if reply.notification_id else None
@@ -206,7 +208,7 @@ def reply(factory: sessionmaker, handoff_id: int, staff_key: str, text: str,
         raise InvalidInput(f"the reply is over {MAX_REPLY_CHARS} characters", field="text")
     with unit_of_work(factory) as session:
         actor = inbox_actor(session, staff_key)
-        row = _handoff(session, handoff_id)
+        row = _handoff(session, actor, handoff_id)
         if row.released_at is not None:
             raise InvalidState("the handoff was already handed back to the assistant", handoff_id=handoff_id)
         if not identity.is_wechat(row.sender_id):
@@ -230,8 +232,8 @@ def hand_back(factory: sessionmaker, handoff_id: int, staff_key: str,
     The caller then resumes the conversation in Rasa (also when it was already released: a retry).
     """
     with unit_of_work(factory) as session:
-        inbox_actor(session, staff_key)
-        row = _handoff(session, handoff_id)
+        actor = inbox_actor(session, staff_key)
+        row = _handoff(session, actor, handoff_id)
         sender_id, is_open = row.sender_id, row.released_at is None
         if not is_open and session.query(Handoff).filter_by(sender_id=sender_id, released_at=None).first():
             raise InvalidState("the resident asked for staff again: a newer handoff is open", handoff_id=handoff_id)

@@ -69,15 +69,16 @@ def _clean_note(note: Optional[str]) -> str:
     return (note or "").strip()[: lc.MAX_NOTE]
 
 
-def _office_group(session: Session) -> Optional[ChatGroup]:
-    return session.query(ChatGroup).filter_by(kind="office").order_by(ChatGroup.id).first()
+def _office_group(session: Session, community: str) -> Optional[ChatGroup]:
+    return (session.query(ChatGroup).filter_by(kind="office", community_key=community).order_by(ChatGroup.id)
+            .first())
 
 
 def staff_group(session: Session, ticket: Ticket) -> Optional[ChatGroup]:
     """The group where a ticket's staff talk about it: its grid's group, else the office group."""
     if ticket.grid is not None and ticket.grid.group is not None:
         return ticket.grid.group
-    return _office_group(session)
+    return _office_group(session, ticket.community_key)
 
 
 def _deadline(ctx: Context, ticket: Ticket, start: dt.datetime) -> dt.datetime:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.address import Address
 from bot.store.db import unit_of_work
-from bot.store.models import Resident, utcnow
+from bot.store.models import Estate, Resident, utcnow
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ def remember(session: Session, sender_id: str, *, name: Optional[str] = None, ph
     if address is not None and address.building is not None:
         resident.community, resident.building = address.community, address.building
         resident.unit, resident.room = address.unit, address.room
+        estate = session.query(Estate).filter_by(name=address.community).one_or_none()
+        if estate is not None:  # a resident lives in the community of their estate
+            resident.community_key = estate.community_key
     resident.updated_at = utcnow()
     session.flush()
     return resident

@@ -16,7 +16,7 @@ from bot.notify import outbox
 from bot.phone import mask_phone, mask_phones_in
 from bot.services import duty
 from bot.services.lifecycle import Context
-from bot.store.models import ChatGroup, Grid, Notification, Staff, Ticket, VolunteerTeam
+from bot.store.models import DEFAULT_COMMUNITY, ChatGroup, Grid, Notification, Staff, Ticket, VolunteerTeam
 from bot.triage import needs_water_pause
 
 NEW_TICKET, PAUSE_WATER, NIGHT_DUTY, VULNERABLE = "new_ticket", "pause_water", "night_duty", "vulnerable_resident"
@@ -48,22 +48,25 @@ class Told:
     people: Tuple[str, ...] = ()
 
 
-def office_group(session: Session) -> Optional[ChatGroup]:
-    """The community office's group (handoffs, feedback, the night roster)."""
-    return session.query(ChatGroup).filter_by(kind="office").order_by(ChatGroup.id).first()
+def office_group(session: Session, community: str = DEFAULT_COMMUNITY) -> Optional[ChatGroup]:
+    """The community office's group (handoffs, feedback, the night roster) of `community`."""
+    return (session.query(ChatGroup).filter_by(kind="office", community_key=community).order_by(ChatGroup.id)
+            .first())
 
 
-def help_group(session: Session) -> Optional[ChatGroup]:
-    """The neighbourhood-help team's group; without one marked, the first volunteer-team group."""
-    team = (session.query(VolunteerTeam).filter(VolunteerTeam.handles_help.is_(True), VolunteerTeam.group_id.isnot(None))
+def help_group(session: Session, community: str = DEFAULT_COMMUNITY) -> Optional[ChatGroup]:
+    """The neighbourhood-help team's group of `community`; without one marked, its first volunteer-team group."""
+    team = (session.query(VolunteerTeam).filter(VolunteerTeam.community_key == community,
+                                                VolunteerTeam.handles_help.is_(True), VolunteerTeam.group_id.isnot(None))
             .order_by(VolunteerTeam.number).first())
     if team is not None:
         return team.group
-    return session.query(ChatGroup).filter_by(kind="team").order_by(ChatGroup.id).first()
+    return session.query(ChatGroup).filter_by(kind="team", community_key=community).order_by(ChatGroup.id).first()
 
 
-def _duty_staff(session: Session) -> List[Staff]:
-    return session.query(Staff).filter_by(on_duty=True).order_by(Staff.id).all()
+def duty_staff(session: Session, community: str = DEFAULT_COMMUNITY) -> List[Staff]:
+    """The staff marked on duty in `community` (the day's duty officers)."""
+    return session.query(Staff).filter_by(on_duty=True, community_key=community).order_by(Staff.id).all()
 
 
 def _address(ticket: Ticket) -> str:
@@ -103,17 +106,17 @@ def route(session: Session, ticket: Ticket, building_group: Optional[ChatGroup],
     if ticket.kind in ("leak", "repair"):
         targets = [grid.property_group if grid else None, grid.group if grid else None]
     elif ticket.kind == "help":
-        targets = [help_group(session), grid.group if grid else None]
+        targets = [help_group(session, ticket.community_key), grid.group if grid else None]
     else:  # feedback
-        targets = [office_group(session)]
-        mentions, people = _who(_duty_staff(session))
+        targets = [office_group(session, ticket.community_key)]
+        mentions, people = _who(duty_staff(session, ticket.community_key))
     if not any(targets):
-        targets = [office_group(session)]
+        targets = [office_group(session, ticket.community_key)]
     recipients: List[Recipient] = []
     for group in dict.fromkeys(targets):  # each group once, first place kept
         recipients.append(Recipient(group, NEW_TICKET, card, mentions, people))
     if ticket.vulnerability and ticket.kind != "feedback":
-        team = help_group(session)
+        team = help_group(session, ticket.community_key)
         if team is not None and team not in targets:
             recipients.append(Recipient(team, VULNERABLE, messages.vulnerable_resident_card(
                 ticket.number, ticket.kind, address, vul.label(ticket.vulnerability), link)))
@@ -121,11 +124,11 @@ def route(session: Session, ticket: Ticket, building_group: Optional[ChatGroup],
         recipients.append(Recipient(building_group, PAUSE_WATER, messages.water_pause_notice(
             ticket.community or "", ticket.building, ticket.unit)))
     if night_for(ticket, ctx):
-        night = duty.on_duty(session, ctx.local(ticket.created_at))
+        night = duty.on_duty(session, ctx.local(ticket.created_at), ticket.community_key)
         if night:
             ids, names = _who(night)
-            recipients.append(Recipient(office_group(session), NIGHT_DUTY, messages.night_duty_card(
-                ticket.number, address, link, _flags(ticket)), ids, names))
+            card = messages.night_duty_card(ticket.number, address, link, _flags(ticket))
+            recipients.append(Recipient(office_group(session, ticket.community_key), NIGHT_DUTY, card, ids, names))
     return recipients
 
 

@@ -1,8 +1,9 @@
 """Which tickets a staff member may see and act on: the one place the console, the API and the CLI ask.
 
-Grid staff see the tickets of their grids; property managers those of their estates; duty staff urgent
-tickets (and the handoff inbox); volunteer team leads help tickets; the secretary and admins everything.
-A ticket outside one's scope does not exist for them (NotFound), so its existence is not disclosed.
+Every staff member belongs to one community (社区) and sees only its rows; street-office staff (街道) see every
+community's. Within the community, grid staff see the tickets of their grids; property managers those of their
+estates; duty staff urgent tickets (and the handoff inbox); volunteer team leads help tickets; the secretary and
+admins everything. A row outside one's scope does not exist for them (NotFound), so its existence is not disclosed.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from typing import FrozenSet, List
 
 from sqlalchemy import false, or_
 from sqlalchemy.orm import Query, Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot import lifecycle as lc
 from bot.errors import NotFound
-from bot.store.models import Grid, Staff, Ticket
+from bot.store.models import DEFAULT_COMMUNITY, Grid, Staff, Ticket
 
-EVERYTHING = frozenset({lc.SECRETARY, lc.ADMIN})
-HANDOFF_ROLES = frozenset({lc.DUTY, lc.SECRETARY, lc.ADMIN})
+EVERYTHING = frozenset({lc.SECRETARY, lc.ADMIN, lc.STREET})
+# Who sees every community of the deployment (the rest see their own community only).
+ALL_COMMUNITIES = frozenset({lc.STREET})
+HANDOFF_ROLES = frozenset({lc.DUTY, lc.SECRETARY, lc.ADMIN, lc.STREET})
 # The admin pages: statistics, announcements, exports.
 ADMIN_ROLES = EVERYTHING
 # Who sees volunteers' full phone numbers (on the volunteer page and in its CSV export); others see them masked.
@@ -35,6 +39,12 @@ class StaffActor:
     role: str
     grid_ids: FrozenSet[int]
     estates: FrozenSet[str]
+    community: str = DEFAULT_COMMUNITY
+
+    @property
+    def all_communities(self) -> bool:
+        """Whether the actor sees every community (the street office), not only their own."""
+        return self.role in ALL_COMMUNITIES
 
     @property
     def label(self) -> str:
@@ -51,7 +61,7 @@ def actor_for(session: Session, staff: Staff) -> StaffActor:
     """The scope of one staff row."""
     grids = [g.id for g in session.query(Grid).all() if g.leader_id == staff.id or staff.key in (g.member_keys or [])]
     return StaffActor(id=staff.id, key=staff.key, name=staff.name, role=staff.role, grid_ids=frozenset(grids),
-                      estates=frozenset(staff.estates or []))
+                      estates=frozenset(staff.estates or []), community=staff.community_key)
 
 
 def actor_by_key(session: Session, key: str) -> StaffActor:
@@ -62,8 +72,20 @@ def actor_by_key(session: Session, key: str) -> StaffActor:
     return actor_for(session, staff)
 
 
+def in_community(actor: StaffActor, community: str) -> bool:
+    """Whether rows of `community` are the actor's to see at all."""
+    return actor.all_communities or community == actor.community
+
+
+def of_community(query: Query, column: ColumnElement, actor: StaffActor) -> Query:
+    """`query` narrowed to the rows whose community `column` the actor may see (the SQL twin of in_community)."""
+    return query if actor.all_communities else query.filter(column == actor.community)
+
+
 def sees(actor: StaffActor, ticket: Ticket) -> bool:
     """Whether `ticket` is inside the actor's scope."""
+    if not in_community(actor, ticket.community_key):
+        return False
     if actor.role in EVERYTHING:
         return True
     if actor.role in (lc.GRID_LEADER, lc.GRID_MEMBER):
@@ -79,6 +101,7 @@ def sees(actor: StaffActor, ticket: Ticket) -> bool:
 
 def visible(query: Query, actor: StaffActor) -> Query:
     """`query` over Ticket narrowed to the actor's scope (the SQL twin of `sees`)."""
+    query = of_community(query, Ticket.community_key, actor)
     if actor.role in EVERYTHING:
         return query
     if actor.role in (lc.GRID_LEADER, lc.GRID_MEMBER):
@@ -101,13 +124,14 @@ def ticket_in_scope(session: Session, actor: StaffActor, number: str) -> Ticket:
 
 
 def assignable(session: Session, ticket: Ticket) -> List[Staff]:
-    """Who a ticket may be given to: its grid's leader and members and the property managers of its estate."""
+    """Who a ticket may be given to: its grid's leader and members and the property managers of its estate (all of
+    the ticket's community)."""
     keys: List[str] = []
     grid = ticket.grid
     if grid is not None:
         if grid.leader is not None:
             keys.append(grid.leader.key)
         keys.extend(grid.member_keys or [])
-    rows = session.query(Staff).filter(Staff.active.is_(True)).filter(
+    rows = session.query(Staff).filter(Staff.active.is_(True), Staff.community_key == ticket.community_key).filter(
         or_(Staff.key.in_(keys or [""]), Staff.role == lc.PROPERTY_MANAGER)).order_by(Staff.id).all()
     return [s for s in rows if s.role != lc.PROPERTY_MANAGER or (ticket.community in (s.estates or []))]

@@ -154,6 +154,7 @@ def open_ticket(factory: sessionmaker, request: TicketRequest, timezone: str = "
                 kinds, note = _vulnerability(session, resident, request.kind,
                                              [description, *request.said[-MAX_SAID:]])
                 ticket = Ticket(
+                    community_key=community.community_of(session, addr.community, resident.community_key),
                     number=_next_number(session, local_day), kind=request.kind,
                     priority=priority_for(request.kind, description), status="open",
                     sender_id=request.sender_id, resident_id=resident.id, community=addr.community,
@@ -246,6 +247,7 @@ def correct_address(factory: sessionmaker, sender_id: str, number: str, address:
         ticket.community, ticket.building, ticket.unit, ticket.room = (address.community, address.building,
                                                                       address.unit, address.room)
         ticket.grid = building.grid
+        ticket.community_key = building.estate.community_key  # an estate of another community moves it there
         ticket.updated_at = now
         session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=f"resident:{sender_id}", kind="corrected",
                                 detail=f"地址：{before.label() or '（未提供）'} → {address.label()}"))
