@@ -22,8 +22,6 @@ from bot import lifecycle as lc
 from bot.services import announcements, clinic_edits, community_edits, stats, volunteers
 from bot.services.clinics import STATUS_LABELS
 from bot.services.scope import ADMIN_ROLES, FULL_PHONE_ROLES
-from bot.store.db import unit_of_work
-from bot.store.models import ChatGroup, DutyShift, Estate, Grid, Staff
 
 DEFAULT_WEEKS = 8
 
@@ -49,7 +47,8 @@ def stats_period(request: Request) -> Dict[str, Any]:
 
 
 async def _rows(request: Request) -> List[stats.StatRow]:
-    return await console_of(request).run(stats.ticket_stats, console_of(request).factory, **stats_period(request))
+    return await console_of(request).run(stats.ticket_stats, console_of(request).factory, **stats_period(request),
+                                         staff=current_staff(request).key)
 
 
 @require_role(*ADMIN_ROLES)
@@ -79,18 +78,15 @@ async def stats_chart(request: Request) -> HTTPResponse:
     return response.raw(svg, content_type="image/svg+xml")
 
 
-def _estates(factory: Any) -> List[Dict[str, Any]]:
-    with unit_of_work(factory) as session:
-        return [{"name": e.name, "buildings": [b.number for b in e.buildings]} for e in session.query(Estate)]
-
-
 @require_role(*ADMIN_ROLES)
 async def announcements_page(request: Request) -> HTTPResponse:
     """GET /admin/announcements: what was sent and how many residents it reached, and the form for a new one."""
     console = console_of(request)
-    items = await console.run(announcements.overview, console.factory)
+    me = current_staff(request)
+    items = await console.run(announcements.overview, console.factory, me.key)
     return render(request, "admin_announcements.html", items=items, kinds=announcements.KINDS,
-                  estates=await console.run(_estates, console.factory), done=request.args.get("sent"))
+                  estates=await console.run(announcements.audience_choices, console.factory, me.key),
+                  done=request.args.get("sent"))
 
 
 def _audience(form: Any) -> List[Dict[str, Any]]:
@@ -122,31 +118,17 @@ async def announcement_send(request: Request) -> HTTPResponse:
 async def volunteers_csv(request: Request) -> HTTPResponse:
     """GET /admin/volunteers.csv: every sign-up (phones masked unless an admin exports)."""
     console = console_of(request)
-    body = await console.run(volunteers.signups_csv, console.factory, current_staff(request).role)
+    body = await console.run(volunteers.signups_csv, console.factory, current_staff(request).key)
     return response.raw(body.encode("utf-8"), content_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="hongguanjia-volunteers.csv"'})
-
-
-def _community(factory: Any) -> Dict[str, Any]:
-    with unit_of_work(factory) as session:
-        return {
-            "staff": [{"key": s.key, "name": s.name, "role": s.role, "phone": s.phone or "",
-                       "wecom_userid": s.wecom_userid or "", "on_duty": s.on_duty, "active": s.active,
-                       "estates": list(s.estates or [])} for s in session.query(Staff).order_by(Staff.id)],
-            "groups": [{"key": g.key, "name": g.name, "kind": g.kind, "has_key": bool(g.webhook_key)}
-                       for g in session.query(ChatGroup).filter(ChatGroup.kind != "building").order_by(ChatGroup.id)],
-            "shifts": [{"id": d.id, "staff": d.staff.name, "weekdays": d.weekdays, "start": d.start, "end": d.end,
-                        "note": d.note or ""} for d in session.query(DutyShift).order_by(DutyShift.id)],
-            "estates": [e.name for e in session.query(Estate).order_by(Estate.id)],
-        }
 
 
 @require_role(*ADMIN_ROLES)
 async def community_page(request: Request) -> HTTPResponse:
     """GET /admin/community: staff, groups and the duty roster, each editable; the latest changes below."""
     console = console_of(request)
-    model = await console.run(_community, console.factory)
-    changes = await console.run(community_edits.history, console.factory, 30)
+    model = await console.run(community_edits.community_model, console.factory, current_staff(request).key)
+    changes = await console.run(community_edits.history, console.factory, current_staff(request).key, 30)
     return render(request, "admin_community.html", model=model, changes=changes, roles=lc.ROLE_LABELS,
                   done=request.args.get("done"))
 
@@ -199,26 +181,13 @@ async def shift_remove(request: Request, shift_id: int) -> HTTPResponse:
     return response.redirect("/admin/community?done=roster", status=303)
 
 
-def _layout(factory: Any) -> Dict[str, Any]:
-    with unit_of_work(factory) as session:
-        return {
-            "estates": [{"name": e.name, "aliases": list(e.aliases or []), "units": e.units, "floors": e.floors,
-                         "rooms_per_floor": e.rooms_per_floor,
-                         "buildings": [{"number": b.number, "grid": b.grid.key if b.grid else ""} for b in e.buildings]}
-                        for e in session.query(Estate).order_by(Estate.id)],
-            "grids": [{"key": g.key, "name": g.name, "leader": g.leader.key if g.leader else "",
-                       "members": list(g.member_keys or [])} for g in session.query(Grid).order_by(Grid.id)],
-            "staff": [{"key": s.key, "name": s.name} for s in session.query(Staff).filter(Staff.active.is_(True))
-                      .order_by(Staff.id)],
-        }
-
-
 @require_role(*ADMIN_ROLES)
 async def layout_page(request: Request) -> HTTPResponse:
     """GET /admin/community/layout: estates (aliases, layout, buildings) and grids (name, leader, members)."""
     console = console_of(request)
-    model = await console.run(_layout, console.factory)
-    changes = await console.run(community_edits.history, console.factory, 30, ("estate", "building", "grid"))
+    model = await console.run(community_edits.layout_model, console.factory, current_staff(request).key)
+    changes = await console.run(community_edits.history, console.factory, current_staff(request).key, 30,
+                              ("estate", "building", "grid"))
     return render(request, "admin_layout.html", model=model, changes=changes, done=request.args.get("done"))
 
 
@@ -272,7 +241,8 @@ def _clinic_form(form: Any) -> Dict[str, Any]:
 async def clinics_page(request: Request) -> HTTPResponse:
     """GET /admin/clinics: upcoming and recent clinic events, each editable, and the form for a new one."""
     console = console_of(request)
-    items = await console.run(clinic_edits.listing, console.factory, local_today(request))
+    items = await console.run(clinic_edits.listing, console.factory, current_staff(request).key,
+                             local_today(request))
     return render(request, "admin_clinics.html", items=items, today=local_today(request).isoformat(),
                   statuses=STATUS_LABELS, done=request.args.get("done"))
 
@@ -315,8 +285,9 @@ async def clinic_delete(request: Request, clinic_id: int) -> HTTPResponse:
 async def volunteers_page(request: Request) -> HTTPResponse:
     """GET /admin/volunteers: each team with its lead, group and sign-ups (phones as the CSV export shows them)."""
     console = console_of(request)
-    role = current_staff(request).role
-    teams = await console.run(volunteers.roster, console.factory, role)
+    me = current_staff(request)
+    role = me.role
+    teams = await console.run(volunteers.roster, console.factory, me.key)
     return render(request, "admin_volunteers.html", teams=teams, full_phones=role in FULL_PHONE_ROLES)
 
 

@@ -579,14 +579,14 @@ from bot.services.scope import ADMIN_ROLES  # noqa: E402
 def admin_stats(call: ApiCall) -> Dict[str, Any]:
     """GET /api/admin/stats: the rows of /admin/stats for the same query (since, until, by)."""
     period = stats_period(call.request)
-    rows = stats.ticket_stats(call.factory, **period)
+    rows = stats.ticket_stats(call.factory, **period, staff=_staff_key(call))
     return {"since": period["since"].isoformat(), "until": period["until"].isoformat(), "by": period["by"],
             "rows": [asdict(r) for r in rows]}
 
 
 def admin_clinics(call: ApiCall) -> Dict[str, Any]:
     """GET /api/admin/clinics: the clinic events of /admin/clinics (recent and upcoming, cancelled included)."""
-    return {"clinics": clinic_edits.listing(call.factory, local_today(call.request))}
+    return {"clinics": clinic_edits.listing(call.factory, _staff_key(call), local_today(call.request))}
 
 
 def admin_clinic_create(call: ApiCall) -> Dict[str, Any]:
@@ -596,7 +596,7 @@ def admin_clinic_create(call: ApiCall) -> Dict[str, Any]:
 
 def admin_audit(call: ApiCall) -> Dict[str, Any]:
     """GET /api/admin/audit: the newest entries of the audit log, newest first."""
-    entries = community_edits.history(call.factory, call.params.get("limit", 50))
+    entries = community_edits.history(call.factory, _staff_key(call), call.params.get("limit", 50))
     return {"entries": [{"id": e.id, "at": iso(e.at), "actor": e.actor, "entity": e.entity,
                          "entity_key": e.entity_key, "action": e.action, "before": e.before, "after": e.after}
                         for e in entries]}

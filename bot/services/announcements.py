@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import identity
 from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
 from bot.notify import outbox
-from bot.services.scope import ADMIN_ROLES, actor_by_key
+from bot.services.scope import ADMIN_ROLES, StaffActor, actor_by_key, in_community, of_community
 from bot.store.db import unit_of_work
 from bot.store.models import Announcement, AnnouncementRecipient, Estate, Notification, Resident, utcnow
 
@@ -45,17 +45,18 @@ class AnnouncementView:
     failed: int
 
 
-def _author(session: Session, staff_key: str) -> int:
+def _author(session: Session, staff_key: str) -> StaffActor:
     actor = actor_by_key(session, staff_key)
     if actor.role not in AUTHORS:
         raise NotAllowed("only admins and the community secretary send announcements", staff=staff_key)
-    return actor.id
+    return actor
 
 
-def _audience(session: Session, audience: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def _audience(session: Session, audience: Sequence[Dict[str, Any]], actor: StaffActor) -> List[Dict[str, Any]]:
+    """The audience checked: estates of the author's community (every community's for the street office)."""
     if not audience:
         raise InvalidInput("choose at least one estate", field="audience")
-    known = {e.name: e for e in session.query(Estate).all()}
+    known = {e.name: e for e in of_community(session.query(Estate), Estate.community_key, actor).all()}
     clean: List[Dict[str, Any]] = []
     for part in audience:
         estate = known.get(str(part.get("estate") or ""))
@@ -69,6 +70,13 @@ def _audience(session: Session, audience: Sequence[Dict[str, Any]]) -> List[Dict
     return clean
 
 
+def audience_choices(factory: sessionmaker, viewer: str) -> List[Dict[str, Any]]:
+    """The estates (with their building numbers) the staff member `viewer` may address."""
+    with unit_of_work(factory) as session:
+        query = of_community(session.query(Estate), Estate.community_key, _author(session, viewer))
+        return [{"name": e.name, "buildings": [b.number for b in e.buildings]} for e in query.order_by(Estate.id)]
+
+
 def create(factory: sessionmaker, staff_key: str, *, kind: str, title: str, body: str,
            audience: Sequence[Dict[str, Any]], now: Optional[dt.datetime] = None) -> int:
     """Store a draft announcement; returns its id."""
@@ -80,8 +88,9 @@ def create(factory: sessionmaker, staff_key: str, *, kind: str, title: str, body
     if not body or len(body) > MAX_BODY:
         raise InvalidInput(f"a text of 1-{MAX_BODY} characters", field="body")
     with unit_of_work(factory) as session:
-        row = Announcement(kind=kind, title=title, body=body, audience=_audience(session, audience),
-                           author_id=_author(session, staff_key), created_at=now or utcnow())
+        author = _author(session, staff_key)
+        row = Announcement(kind=kind, title=title, body=body, audience=_audience(session, audience, author),
+                           author_id=author.id, community_key=author.community, created_at=now or utcnow())
         session.add(row)
         session.flush()
         return row.id
@@ -107,9 +116,9 @@ def send(factory: sessionmaker, staff_key: str, announcement_id: int, *, per_min
     """Queue the announcement for every resident in its audience (once each); returns how many were queued."""
     now = now or utcnow()
     with unit_of_work(factory) as session:
-        _author(session, staff_key)
+        author = _author(session, staff_key)
         row = session.query(Announcement).filter_by(id=announcement_id).with_for_update().one_or_none()
-        if row is None:
+        if row is None or not in_community(author, row.community_key):
             raise NotFound("no such announcement", id=announcement_id)
         if row.sent_at is not None:
             raise InvalidState("this announcement was sent already", id=announcement_id)
@@ -131,10 +140,11 @@ def send(factory: sessionmaker, staff_key: str, announcement_id: int, *, per_min
         return queued
 
 
-def overview(factory: sessionmaker, limit: int = 50) -> List[AnnouncementView]:
-    """The newest announcements with how many residents each reached."""
+def overview(factory: sessionmaker, viewer: str, limit: int = 50) -> List[AnnouncementView]:
+    """The newest announcements of the staff member `viewer`'s community with how many residents each reached."""
     with unit_of_work(factory) as session:
-        rows = session.query(Announcement).order_by(Announcement.id.desc()).limit(limit).all()
+        rows = (of_community(session.query(Announcement), Announcement.community_key, _author(session, viewer))
+                .order_by(Announcement.id.desc()).limit(limit).all())
         counts: Dict[int, Dict[str, int]] = {}
         for announcement_id, status, n in (session.query(AnnouncementRecipient.announcement_id, Notification.status,
                                                          func.count())

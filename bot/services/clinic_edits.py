@@ -1,6 +1,7 @@
 """Admin edits to the clinic events (义诊): add, edit, cancel, delete — each recorded in the audit log.
 
-Only the roles in `scope.ADMIN_ROLES` may edit (community_edits.editor). A row an admin touched carries
+Only the roles in `scope.ADMIN_ROLES` may edit (community_edits.editor), and only their own community's events
+(the street office every community's; a new event belongs to the editor's community). A row an admin touched carries
 `edited_by`, so `community load` (bot/services/community.load_clinics) never writes over it or brings a
 deleted one back; a deleted event stays as a row with status "deleted" for that reason and is shown nowhere.
 """
@@ -15,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import InvalidInput, InvalidState, NotFound
 from bot.services.clinics import CANCELLED, DELETED, SCHEDULED
-from bot.services.community_edits import audit, editor, split_list
+from bot.services.community_edits import audit, editor_actor, split_list
+from bot.services.scope import StaffActor, in_community, of_community
 from bot.store.db import unit_of_work
 from bot.store.models import ClinicEvent
 
@@ -91,26 +93,29 @@ def _logged(row: ClinicEvent) -> Dict[str, Any]:
     return values
 
 
-def _event(session: Session, clinic_id: int) -> ClinicEvent:
+def _event(session: Session, clinic_id: int, actor: StaffActor) -> ClinicEvent:
     row = session.get(ClinicEvent, clinic_id)
-    if row is None or row.status == DELETED:
+    if row is None or row.status == DELETED or not in_community(actor, row.community_key):
         raise NotFound("no such clinic event", id=clinic_id)
     return row
 
 
-def listing(factory: sessionmaker, today: dt.date, recent_days: int = RECENT_DAYS) -> List[Dict[str, Any]]:
-    """Clinic events from `recent_days` ago on (cancelled ones included, deleted ones not), soonest first."""
+def listing(factory: sessionmaker, viewer: str, today: dt.date, recent_days: int = RECENT_DAYS
+            ) -> List[Dict[str, Any]]:
+    """The clinic events of the staff member `viewer`'s community from `recent_days` ago on (cancelled ones
+    included, deleted ones not), soonest first."""
     with unit_of_work(factory) as session:
-        rows = (session.query(ClinicEvent)
+        actor = editor_actor(session, viewer)
+        rows = (of_community(session.query(ClinicEvent), ClinicEvent.community_key, actor)
                 .filter(ClinicEvent.date >= today - dt.timedelta(days=recent_days), ClinicEvent.status != DELETED)
                 .order_by(ClinicEvent.date, ClinicEvent.start, ClinicEvent.id).all())
         return [as_json(r) for r in rows]
 
 
-def get(factory: sessionmaker, clinic_id: int) -> Dict[str, Any]:
-    """One clinic event (NotFound if missing or deleted)."""
+def get(factory: sessionmaker, viewer: str, clinic_id: int) -> Dict[str, Any]:
+    """One clinic event (NotFound if missing, deleted or of another community)."""
     with unit_of_work(factory) as session:
-        return as_json(_event(session, clinic_id))
+        return as_json(_event(session, clinic_id, editor_actor(session, viewer)))
 
 
 def create(factory: sessionmaker, actor_key: str, values: Mapping[str, Any],
@@ -118,8 +123,9 @@ def create(factory: sessionmaker, actor_key: str, values: Mapping[str, Any],
     """Add a clinic event; returns it."""
     fields = clean(values)
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        row = ClinicEvent(**fields, file_key=None, status=SCHEDULED, edited_by=actor)
+        staff = editor_actor(session, actor_key)
+        actor = staff.key
+        row = ClinicEvent(**fields, community_key=staff.community, file_key=None, status=SCHEDULED, edited_by=actor)
         session.add(row)
         session.flush()
         audit(session, actor, "clinic", str(row.id), "create", None, _logged(row), now)
@@ -131,8 +137,9 @@ def update(factory: sessionmaker, actor_key: str, clinic_id: int, values: Mappin
     """Replace a clinic event's details (a cancelled one stays cancelled); returns it."""
     fields = clean(values)
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        row = _event(session, clinic_id)
+        staff = editor_actor(session, actor_key)
+        actor = staff.key
+        row = _event(session, clinic_id, staff)
         before = _logged(row)
         for name, value in fields.items():
             setattr(row, name, value)
@@ -147,8 +154,9 @@ def cancel(factory: sessionmaker, actor_key: str, clinic_id: int, now: Optional[
            ) -> Dict[str, Any]:
     """Cancel a clinic event: it stays on the admin list, residents are no longer offered it."""
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        row = _event(session, clinic_id)
+        staff = editor_actor(session, actor_key)
+        actor = staff.key
+        row = _event(session, clinic_id, staff)
         if row.status == CANCELLED:
             raise InvalidState("the clinic event is already cancelled", id=clinic_id)
         before = _logged(row)
@@ -160,7 +168,8 @@ def cancel(factory: sessionmaker, actor_key: str, clinic_id: int, now: Optional[
 def delete(factory: sessionmaker, actor_key: str, clinic_id: int, now: Optional[dt.datetime] = None) -> None:
     """Delete a clinic event (kept as a hidden row so the community file's refresh does not bring it back)."""
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        row = _event(session, clinic_id)
+        staff = editor_actor(session, actor_key)
+        actor = staff.key
+        row = _event(session, clinic_id, staff)
         audit(session, actor, "clinic", str(row.id), "delete", _logged(row), None, now)
         row.status, row.edited_by = DELETED, actor

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot import lifecycle as lc
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.phone import normalize_phone
-from bot.services.scope import ADMIN_ROLES, actor_by_key
+from bot.services.scope import ADMIN_ROLES, ALL_COMMUNITIES, StaffActor, actor_by_key, of_community
 from bot.store.db import unit_of_work
 from bot.store.models import AuditEntry, Building, ChatGroup, DutyShift, Estate, Grid, Staff, utcnow
 
@@ -32,10 +32,15 @@ _SEPARATORS = re.compile(r"[,，、;；\s]+")
 
 def editor(session: Session, actor_key: str) -> str:
     """The key of `actor_key` if they may edit the community model (scope.ADMIN_ROLES); NotAllowed otherwise."""
+    return editor_actor(session, actor_key).key
+
+
+def editor_actor(session: Session, actor_key: str) -> StaffActor:
+    """The scope of `actor_key` if they may edit the community model (scope.ADMIN_ROLES); NotAllowed otherwise."""
     actor = actor_by_key(session, actor_key)
     if actor.role not in ADMIN_ROLES:
         raise NotAllowed("only admins and the community secretary edit the community model", staff=actor_key)
-    return actor.key
+    return actor
 
 
 def audit(session: Session, actor: str, entity: str, key: str, action: str, before: Optional[Dict[str, Any]],
@@ -60,7 +65,7 @@ def _snapshot(row: Any, names: Sequence[str]) -> Dict[str, Any]:
     return {n: getattr(row, n) for n in names}
 
 
-def _clean_staff(session: Session, changes: Dict[str, Any]) -> Dict[str, Any]:
+def _clean_staff(session: Session, changes: Dict[str, Any], me: StaffActor) -> Dict[str, Any]:
     clean: Dict[str, Any] = {}
     for name, value in changes.items():
         if name not in STAFF_FIELDS:
@@ -71,6 +76,8 @@ def _clean_staff(session: Session, changes: Dict[str, Any]) -> Dict[str, Any]:
                 raise InvalidInput("a name of 1-20 characters", field="name")
         elif name == "role" and value not in lc.STAFF_ROLES:
             raise InvalidInput("unknown role", field="role")
+        elif name == "role" and value in ALL_COMMUNITIES and not me.all_communities:
+            raise NotAllowed("only the street office gives a role that sees every community", field="role")
         elif name == "phone":
             value = normalize_phone(str(value or "")) if value else None
             if changes.get("phone") and value is None:
@@ -80,7 +87,7 @@ def _clean_staff(session: Session, changes: Dict[str, Any]) -> Dict[str, Any]:
         elif name in ("on_duty", "active"):
             value = bool(value)
         elif name == "estates":
-            known = {e for (e,) in session.query(Estate.name)}
+            known = {e for (e,) in of_community(session.query(Estate.name), Estate.community_key, me)}
             value = sorted({str(v) for v in value or []})
             if any(v not in known for v in value):
                 raise InvalidInput("unknown estate", field="estates")
@@ -92,11 +99,12 @@ def update_staff(factory: sessionmaker, actor_key: str, key: str, now: Optional[
                  **changes: Any) -> Dict[str, Any]:
     """Change a staff member's details; returns what they are now."""
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        staff = session.query(Staff).filter_by(key=key).one_or_none()
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        staff = _mine(session, me, Staff, key=key)
         if staff is None:
             raise NotFound("no such staff member", staff=key)
-        clean = _clean_staff(session, changes)
+        clean = _clean_staff(session, changes, me)
         if key == actor and clean.get("active") is False:
             raise InvalidInput("you cannot deactivate your own account", field="active")
         before = _snapshot(staff, STAFF_FIELDS)
@@ -112,8 +120,9 @@ def update_group(factory: sessionmaker, actor_key: str, key: str, now: Optional[
                  **changes: Any) -> Dict[str, Any]:
     """Change a chat group's name or robot key (the key is logged masked)."""
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        group = session.query(ChatGroup).filter_by(key=key).one_or_none()
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        group = _mine(session, me, ChatGroup, key=key)
         if group is None:
             raise NotFound("no such group", group=key)
         for name in changes:
@@ -146,11 +155,12 @@ def add_shift(factory: sessionmaker, actor_key: str, staff_key: str, weekdays: S
     if not _CLOCK.match(start or "") or not _CLOCK.match(end or "") or start == end:
         raise InvalidInput("times look like 22:00 and differ", field="start")
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        staff = session.query(Staff).filter_by(key=staff_key).one_or_none()
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        staff = _mine(session, me, Staff, key=staff_key)
         if staff is None:
             raise NotFound("no such staff member", staff=staff_key)
-        shift = DutyShift(staff=staff, weekdays=days, start=start, end=end, note=(note or "").strip()[:64] or None)
+        shift = DutyShift(staff=staff, community_key=staff.community_key, weekdays=days, start=start, end=end, note=(note or "").strip()[:64] or None)
         session.add(shift)
         session.flush()
         audit(session, actor, "duty_shift", str(shift.id), "create", None,
@@ -161,8 +171,9 @@ def add_shift(factory: sessionmaker, actor_key: str, staff_key: str, weekdays: S
 def remove_shift(factory: sessionmaker, actor_key: str, shift_id: int, now: Optional[dt.datetime] = None) -> None:
     """Remove a duty roster line."""
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        shift = session.get(DutyShift, shift_id)
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        shift = _mine(session, me, DutyShift, id=shift_id)
         if shift is None:
             raise NotFound("no such roster line", id=shift_id)
         audit(session, actor, "duty_shift", str(shift_id), "delete",
@@ -171,13 +182,59 @@ def remove_shift(factory: sessionmaker, actor_key: str, shift_id: int, now: Opti
         session.delete(shift)
 
 
-def history(factory: sessionmaker, limit: int = 100, entities: Optional[Sequence[str]] = None) -> List[AuditEntry]:
-    """The newest audit entries (only of `entities` when given)."""
+def history(factory: sessionmaker, viewer: str, limit: int = 100, entities: Optional[Sequence[str]] = None
+            ) -> List[AuditEntry]:
+    """The newest audit entries made by staff of `viewer`'s community (every entry for the street office; only of
+    `entities` when given)."""
     with unit_of_work(factory) as session:
+        me = editor_actor(session, viewer)
         query = session.query(AuditEntry)
+        if not me.all_communities:
+            query = query.filter(AuditEntry.actor.in_(
+                session.query(Staff.key).filter(Staff.community_key == me.community).scalar_subquery()))
         if entities is not None:
             query = query.filter(AuditEntry.entity.in_(list(entities)))
         return query.order_by(AuditEntry.id.desc()).limit(limit).all()
+
+
+def community_model(factory: sessionmaker, viewer: str) -> Dict[str, Any]:
+    """What /admin/community shows `viewer`: their community's staff, groups, roster and estate names."""
+    with unit_of_work(factory) as session:
+        me = editor_actor(session, viewer)
+
+        def rows(model: Any) -> Any:
+            return of_community(session.query(model), model.community_key, me)
+
+        return {
+            "staff": [{"key": s.key, "name": s.name, "role": s.role, "phone": s.phone or "",
+                       "wecom_userid": s.wecom_userid or "", "on_duty": s.on_duty, "active": s.active,
+                       "estates": list(s.estates or [])} for s in rows(Staff).order_by(Staff.id)],
+            "groups": [{"key": g.key, "name": g.name, "kind": g.kind, "has_key": bool(g.webhook_key)}
+                       for g in rows(ChatGroup).filter(ChatGroup.kind != "building").order_by(ChatGroup.id)],
+            "shifts": [{"id": d.id, "staff": d.staff.name, "weekdays": d.weekdays, "start": d.start, "end": d.end,
+                        "note": d.note or ""} for d in rows(DutyShift).order_by(DutyShift.id)],
+            "estates": [e.name for e in rows(Estate).order_by(Estate.id)],
+        }
+
+
+def layout_model(factory: sessionmaker, viewer: str) -> Dict[str, Any]:
+    """What /admin/community/layout shows `viewer`: their community's estates (with buildings) and grids."""
+    with unit_of_work(factory) as session:
+        me = editor_actor(session, viewer)
+
+        def rows(model: Any) -> Any:
+            return of_community(session.query(model), model.community_key, me)
+
+        return {
+            "estates": [{"name": e.name, "aliases": list(e.aliases or []), "units": e.units, "floors": e.floors,
+                         "rooms_per_floor": e.rooms_per_floor,
+                         "buildings": [{"number": b.number, "grid": b.grid.key if b.grid else ""} for b in e.buildings]}
+                        for e in rows(Estate).order_by(Estate.id)],
+            "grids": [{"key": g.key, "name": g.name, "leader": g.leader.key if g.leader else "",
+                       "members": list(g.member_keys or [])} for g in rows(Grid).order_by(Grid.id)],
+            "staff": [{"key": s.key, "name": s.name} for s in rows(Staff).filter(Staff.active.is_(True))
+                      .order_by(Staff.id)],
+        }
 
 
 def _bounded(name: str, value: Any) -> int:
@@ -191,15 +248,26 @@ def _bounded(name: str, value: Any) -> int:
     return number
 
 
-def _estate(session: Session, name: str) -> Estate:
-    estate = session.query(Estate).filter_by(name=name).one_or_none()
+def _mine(session: Session, me: StaffActor, model: Any, **keys: Any) -> Any:
+    """The row of `model` with `keys` if it belongs to a community `me` may see; None otherwise."""
+    return of_community(session.query(model).filter_by(**keys), model.community_key, me).one_or_none()
+
+
+def _same_community(row: Any, other: Any, field: str = "grid") -> None:
+    """Refuse tying rows of two communities together (only the street office could even try)."""
+    if other is not None and other.community_key != row.community_key:
+        raise InvalidInput("that belongs to another community", field=field)
+
+
+def _estate(session: Session, name: str, me: StaffActor) -> Estate:
+    estate = _mine(session, me, Estate, name=name)
     if estate is None:
         raise NotFound("no such estate", estate=name)
     return estate
 
 
-def _grid(session: Session, key: str) -> Grid:
-    grid = session.query(Grid).filter_by(key=key).one_or_none()
+def _grid(session: Session, key: str, me: StaffActor) -> Grid:
+    grid = _mine(session, me, Grid, key=key)
     if grid is None:
         raise NotFound("no such grid", grid=key)
     return grid
@@ -209,8 +277,9 @@ def update_estate(factory: sessionmaker, actor_key: str, name: str, now: Optiona
                   **changes: Any) -> Dict[str, Any]:
     """Change an estate's aliases or layout (units, floors, rooms per floor); returns what it is now."""
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        estate = _estate(session, name)
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        estate = _estate(session, name, me)
         clean: Dict[str, Any] = {}
         for field, value in changes.items():
             if field not in ESTATE_FIELDS:
@@ -246,11 +315,13 @@ def add_building(factory: sessionmaker, actor_key: str, estate_name: str, number
     """Add building `number` to an estate, in a grid if one is named; refuses a number the estate has."""
     value = _bounded("number", number)
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        estate = _estate(session, estate_name)
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        estate = _estate(session, estate_name, me)
         if any(b.number == value for b in estate.buildings):
             raise InvalidInput(f"{estate_name} already has building {value}", field="number")
-        grid = _grid(session, grid_key) if grid_key else None
+        grid = _grid(session, grid_key, me) if grid_key else None
+        _same_community(estate, grid)
         building = Building(estate=estate, number=value, grid=grid)
         session.add(building)
         session.flush()
@@ -264,14 +335,16 @@ def move_building(factory: sessionmaker, actor_key: str, estate_name: str, numbe
     """Put a building into another grid (new tickets from it go to that grid)."""
     value = _bounded("number", number)
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        estate = _estate(session, estate_name)
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        estate = _estate(session, estate_name, me)
         building = next((b for b in estate.buildings if b.number == value), None)
         if building is None:
             raise NotFound("no such building", estate=estate_name, number=value)
         if not grid_key:
             raise InvalidInput("choose a grid", field="grid")
-        grid = _grid(session, grid_key)
+        grid = _grid(session, grid_key, me)
+        _same_community(estate, grid)
         before = _building_values(building)
         building.grid = grid
         after = _building_values(building)
@@ -285,8 +358,8 @@ def _grid_values(grid: Grid) -> Dict[str, Any]:
             "members": list(grid.member_keys or [])}
 
 
-def _active_staff(session: Session, key: str, field: str) -> Staff:
-    staff = session.query(Staff).filter_by(key=key).one_or_none()
+def _active_staff(session: Session, key: str, field: str, me: StaffActor) -> Staff:
+    staff = _mine(session, me, Staff, key=key)
     if staff is None or not staff.active:
         raise InvalidInput(f"{key} is not an active staff member", field=field)
     return staff
@@ -297,8 +370,9 @@ def update_grid(factory: sessionmaker, actor_key: str, key: str, now: Optional[d
                 members: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Change a grid's name, leader (an active staff member's key) or members; returns what it is now."""
     with unit_of_work(factory) as session:
-        actor = editor(session, actor_key)
-        grid = _grid(session, key)
+        me = editor_actor(session, actor_key)
+        actor = me.key
+        grid = _grid(session, key, me)
         before = _grid_values(grid)
         if name is not None:
             clean_name = str(name).strip()
@@ -308,11 +382,12 @@ def update_grid(factory: sessionmaker, actor_key: str, key: str, now: Optional[d
         if leader is not None:
             if not str(leader).strip():
                 raise InvalidInput("a grid needs a leader", field="leader")
-            grid.leader = _active_staff(session, str(leader).strip(), "leader")
+            grid.leader = _active_staff(session, str(leader).strip(), "leader", me)
+            _same_community(grid, grid.leader, "leader")
         if members is not None:
             keys = split_list(members)
             for member in keys:
-                _active_staff(session, member, "members")
+                _same_community(grid, _active_staff(session, member, "members", me), "members")
             grid.member_keys = keys
         if grid.leader is not None and grid.leader.key in (grid.member_keys or []):
             raise InvalidInput("the leader is not also a member", field="members")

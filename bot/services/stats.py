@@ -16,14 +16,15 @@ from sqlalchemy.orm import sessionmaker
 from bot import messages
 from bot.errors import InvalidInput
 from bot.store.db import unit_of_work
-from bot.store.models import Escalation, Ticket
+from bot.services import scope
+from bot.store.models import Community, Escalation, Ticket
 
-GROUPINGS = ("estate", "grid")
+GROUPINGS = ("estate", "grid", "community")
 
 
 @dataclass(frozen=True)
 class StatRow:
-    """One group (an estate or a grid), one ticket type, one ISO week."""
+    """One group (an estate, a grid or a community), one ticket type, one ISO week."""
 
     group: str
     kind: str
@@ -64,8 +65,11 @@ def _round(value: Optional[float]) -> Optional[float]:
 
 
 def ticket_stats(factory: sessionmaker, *, since: dt.date, until: dt.date, by: str = "estate",
-                 timezone: str = "Asia/Shanghai") -> List[StatRow]:
-    """Rows for tickets opened on local days `since`..`until` (inclusive), grouped `by` estate or grid."""
+                 timezone: str = "Asia/Shanghai", staff: Optional[str] = None) -> List[StatRow]:
+    """Rows for tickets opened on local days `since`..`until` (inclusive), grouped `by` estate, grid or community.
+
+    With `staff`, only the tickets in that staff member's scope count (their community's, or every community's for
+    the street office); without it (the CLI, run by whoever runs the deployment), every ticket does."""
     if by not in GROUPINGS:
         raise InvalidInput(f"group by one of {', '.join(GROUPINGS)}", field="by")
     if until < since:
@@ -78,13 +82,22 @@ def ticket_stats(factory: sessionmaker, *, since: dt.date, until: dt.date, by: s
         .replace(tzinfo=None)
     buckets: Dict[Tuple[str, str, str], List[Ticket]] = {}
     with unit_of_work(factory) as session:
-        tickets = session.query(Ticket).filter(Ticket.created_at >= start, Ticket.created_at < end).all()
+        query = session.query(Ticket).filter(Ticket.created_at >= start, Ticket.created_at < end)
+        if staff is not None:
+            query = scope.visible(query, scope.actor_by_key(session, staff))
+        tickets = query.all()
+        names = {c.key: c.name for c in session.query(Community)}
         escalated: Dict[int, int] = {}
         for (ticket_id,) in session.query(Escalation.ticket_id).filter(
                 Escalation.ticket_id.in_([t.id for t in tickets] or [0])):
             escalated[ticket_id] = escalated.get(ticket_id, 0) + 1
         for t in tickets:
-            group = (t.community or "（无地址）") if by == "estate" else (t.grid.name if t.grid else "（未分网格）")
+            if by == "estate":
+                group = t.community or "（无地址）"
+            elif by == "grid":
+                group = t.grid.name if t.grid else "（未分网格）"
+            else:
+                group = names.get(t.community_key) or t.community_key
             year, week, _ = t.created_at.replace(tzinfo=dt.timezone.utc).astimezone(zone).isocalendar()
             buckets.setdefault((group, t.kind, f"{year}-W{week:02d}"), []).append(t)
         rows = [_row(key, items, escalated) for key, items in sorted(buckets.items())]

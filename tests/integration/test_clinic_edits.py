@@ -99,7 +99,7 @@ def test_a_cancelled_clinic_is_listed_for_admins_but_not_offered_to_residents(fa
     assert cancelled["status"] == "cancelled"
     assert clinics.upcoming(factory, TODAY, specialty="眼科") == []
     assert "社区眼科义诊" not in [c.title for c in clinics.upcoming(factory, TODAY, limit=50)]
-    listed = {c["id"]: c["status"] for c in clinic_edits.listing(factory, TODAY)}
+    listed = {c["id"]: c["status"] for c in clinic_edits.listing(factory, "admin", TODAY)}
     assert listed[clinic_id] == "cancelled"
     with pytest.raises(InvalidState):
         clinic_edits.cancel(factory, "admin", clinic_id)
@@ -109,7 +109,7 @@ def test_a_cancelled_clinic_is_listed_for_admins_but_not_offered_to_residents(fa
 
 def test_an_edit_writes_one_entry_with_before_and_after_and_an_unchanged_save_writes_none(factory) -> None:
     clinic_id = _file_clinic(factory, "口腔健康义诊")
-    current = clinic_edits.get(factory, clinic_id)
+    current = clinic_edits.get(factory, "admin", clinic_id)
     values = {k: current[k] for k in clinic_edits.FIELDS}
     clinic_edits.update(factory, "admin", clinic_id, values)  # saved as it was
     assert _entries(factory) == []
@@ -122,7 +122,7 @@ def test_an_edit_writes_one_entry_with_before_and_after_and_an_unchanged_save_wr
 
 def test_the_files_refresh_keeps_edited_cancelled_and_deleted_clinics_on_every_later_day(factory) -> None:
     edited = _file_clinic(factory, "口腔健康义诊")
-    values = {k: v for k, v in clinic_edits.get(factory, edited).items() if k in clinic_edits.FIELDS}
+    values = {k: v for k, v in clinic_edits.get(factory, "admin", edited).items() if k in clinic_edits.FIELDS}
     clinic_edits.update(factory, "admin", edited, {**values, "place": "吉利花园活动室"})
     clinic_edits.cancel(factory, "admin", _file_clinic(factory, "社区眼科义诊"))
     deleted = _file_clinic(factory, "老年慢病健康义诊")
@@ -134,9 +134,9 @@ def test_the_files_refresh_keeps_edited_cancelled_and_deleted_clinics_on_every_l
         rows = {(r.title, r.status, r.place) for r in s.query(ClinicEvent)}
     assert rows == {("口腔健康义诊", "scheduled", "吉利花园活动室"), ("社区眼科义诊", "cancelled", "红星社区党群服务中心一楼大厅"),
                     ("老年慢病健康义诊", "deleted", "红星社区卫生服务站"), ("口腔健康义诊", "scheduled", GOOD["place"])}
-    assert clinic_edits.get(factory, added["id"])["place"] == GOOD["place"]
+    assert clinic_edits.get(factory, "admin", added["id"])["place"] == GOOD["place"]
     with pytest.raises(NotFound):
-        clinic_edits.get(factory, deleted)
+        clinic_edits.get(factory, "admin", deleted)
     offered = [c.title for c in clinics.upcoming(factory, TODAY, limit=50)]
     assert sorted(offered) == ["口腔健康义诊", "口腔健康义诊"]
 
@@ -155,7 +155,7 @@ def test_a_clinic_edit_survives_make_runs_community_load(tmp_path: Path) -> None
     assert cmd_load_community(settings, argparse.Namespace(dir=None, if_changed=True)) == 0
     factory = make_session_factory(make_engine(url))
     clinic_id = _file_clinic(factory, "口腔健康义诊")
-    values = {k: v for k, v in clinic_edits.get(factory, clinic_id).items() if k in clinic_edits.FIELDS}
+    values = {k: v for k, v in clinic_edits.get(factory, "admin", clinic_id).items() if k in clinic_edits.FIELDS}
     clinic_edits.update(factory, "admin", clinic_id, {**values, "title": "口腔健康义诊（改期）", "start": "15:00"})
     gone = _file_clinic(factory, "社区眼科义诊")
     clinic_edits.delete(factory, "admin", gone)

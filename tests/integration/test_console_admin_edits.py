@@ -302,4 +302,4 @@ async def test_the_openapi_document_lists_the_admin_routes_with_their_roles(cons
     for path, method in [("/api/admin/stats", "get"), ("/api/admin/clinics", "get"), ("/api/admin/clinics", "post"),
                          ("/api/admin/audit", "get")]:
         operation = doc["paths"][path][method]
-        assert operation["x-roles"] == ["admin", "secretary"] and "403" in operation["responses"]
+        assert operation["x-roles"] == ["admin", "secretary", "street"] and "403" in operation["responses"]
