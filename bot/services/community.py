@@ -22,6 +22,7 @@ from bot.store.models import (
     DutyShift,
     Estate,
     Grid,
+    Resident,
     Staff,
     VolunteerTeam,
 )
@@ -253,8 +254,6 @@ def home_community(session: Session, key: Optional[str]) -> str:
 
 def resident_community(session: Session, sender_id: str) -> str:
     """The community that serves the resident `sender_id` (their estate's, once known)."""
-    from bot.store.models import Resident
-
     row = session.query(Resident.community_key).filter(Resident.sender_id == sender_id).first()
     return home_community(session, row[0] if row else None)
 
@@ -265,9 +264,6 @@ def building_for(session: Session, community: str, number: int) -> Building | No
             .one_or_none())
 
 
-def teams(session: Session, community: Optional[str] = None) -> Sequence[VolunteerTeam]:
-    """The volunteer teams (of one community, or all) in number order."""
-    query = session.query(VolunteerTeam)
-    if community is not None:
-        query = query.filter(VolunteerTeam.community_key == community)
-    return query.order_by(VolunteerTeam.community_key, VolunteerTeam.number).all()
+def teams(session: Session) -> Sequence[VolunteerTeam]:
+    """All volunteer teams in number order."""
+    return session.query(VolunteerTeam).order_by(VolunteerTeam.number).all()

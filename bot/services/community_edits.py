@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import partial
 from typing import Any, Dict, List, Optional, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -197,14 +198,16 @@ def history(factory: sessionmaker, viewer: str, limit: int = 100, entities: Opti
         return query.order_by(AuditEntry.id.desc()).limit(limit).all()
 
 
+def _rows(session: Session, me: StaffActor, model: Any) -> Any:
+    """The rows of `model` in the communities `me` may see (a query)."""
+    return of_community(session.query(model), model.community_key, me)
+
+
 def community_model(factory: sessionmaker, viewer: str) -> Dict[str, Any]:
     """What /admin/community shows `viewer`: their community's staff, groups, roster and estate names."""
     with unit_of_work(factory) as session:
         me = editor_actor(session, viewer)
-
-        def rows(model: Any) -> Any:
-            return of_community(session.query(model), model.community_key, me)
-
+        rows = partial(_rows, session, me)
         return {
             "staff": [{"key": s.key, "name": s.name, "role": s.role, "phone": s.phone or "",
                        "wecom_userid": s.wecom_userid or "", "on_duty": s.on_duty, "active": s.active,
@@ -221,10 +224,7 @@ def layout_model(factory: sessionmaker, viewer: str) -> Dict[str, Any]:
     """What /admin/community/layout shows `viewer`: their community's estates (with buildings) and grids."""
     with unit_of_work(factory) as session:
         me = editor_actor(session, viewer)
-
-        def rows(model: Any) -> Any:
-            return of_community(session.query(model), model.community_key, me)
-
+        rows = partial(_rows, session, me)
         return {
             "estates": [{"name": e.name, "aliases": list(e.aliases or []), "units": e.units, "floors": e.floors,
                          "rooms_per_floor": e.rooms_per_floor,
@@ -250,7 +250,7 @@ def _bounded(name: str, value: Any) -> int:
 
 def _mine(session: Session, me: StaffActor, model: Any, **keys: Any) -> Any:
     """The row of `model` with `keys` if it belongs to a community `me` may see; None otherwise."""
-    return of_community(session.query(model).filter_by(**keys), model.community_key, me).one_or_none()
+    return _rows(session, me, model).filter_by(**keys).one_or_none()
 
 
 def _same_community(row: Any, other: Any, field: str = "grid") -> None:

@@ -22,7 +22,7 @@ from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.notify import outbox
 from bot.services.scope import StaffActor, actor_by_key, assignable, ticket_in_scope
 from bot.store.db import unit_of_work
-from bot.store.models import ChatGroup, Staff, Ticket, TicketEvent, utcnow
+from bot.store.models import DEFAULT_COMMUNITY, ChatGroup, Staff, Ticket, TicketEvent, utcnow
 from bot.triage import priority_for
 
 
@@ -69,7 +69,8 @@ def _clean_note(note: Optional[str]) -> str:
     return (note or "").strip()[: lc.MAX_NOTE]
 
 
-def _office_group(session: Session, community: str) -> Optional[ChatGroup]:
+def office_group(session: Session, community: str = DEFAULT_COMMUNITY) -> Optional[ChatGroup]:
+    """The community office's group (handoffs, feedback, the night roster) of `community`."""
     return (session.query(ChatGroup).filter_by(kind="office", community_key=community).order_by(ChatGroup.id)
             .first())
 
@@ -78,7 +79,7 @@ def staff_group(session: Session, ticket: Ticket) -> Optional[ChatGroup]:
     """The group where a ticket's staff talk about it: its grid's group, else the office group."""
     if ticket.grid is not None and ticket.grid.group is not None:
         return ticket.grid.group
-    return _office_group(session, ticket.community_key)
+    return office_group(session, ticket.community_key)
 
 
 def _deadline(ctx: Context, ticket: Ticket, start: dt.datetime) -> dt.datetime:

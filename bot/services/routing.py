@@ -15,7 +15,7 @@ from bot.address import Address
 from bot.notify import outbox
 from bot.phone import mask_phone, mask_phones_in
 from bot.services import duty
-from bot.services.lifecycle import Context
+from bot.services.lifecycle import Context, office_group
 from bot.store.models import DEFAULT_COMMUNITY, ChatGroup, Grid, Notification, Staff, Ticket, VolunteerTeam
 from bot.triage import needs_water_pause
 
@@ -46,12 +46,6 @@ class Told:
     purpose: str
     group: Optional[str]
     people: Tuple[str, ...] = ()
-
-
-def office_group(session: Session, community: str = DEFAULT_COMMUNITY) -> Optional[ChatGroup]:
-    """The community office's group (handoffs, feedback, the night roster) of `community`."""
-    return (session.query(ChatGroup).filter_by(kind="office", community_key=community).order_by(ChatGroup.id)
-            .first())
 
 
 def help_group(session: Session, community: str = DEFAULT_COMMUNITY) -> Optional[ChatGroup]:
