@@ -1,8 +1,12 @@
 """The admins' loop end to end, on a stack of its own: residents send messages the running model gets wrong; an
 admin collects and labels them in the console (a real browser), retrains from the console, the comparison
 passes, the model is swapped on the running server, and the same messages are now understood while a
-conversation that was in the middle of a form goes on. A deliberately wrong label set is then blocked by the
-comparison and the running model stays; rolling back restores the old predictions."""
+conversation that was in the middle of a form goes on; rolling back restores the old predictions.
+
+The opposite case, a deliberately wrong label set blocked by a real retrain's comparison, costs a second
+training (about seven minutes here) and runs in `make bench-gate` (tests/e2e/bench_retrain_blocked.py); the
+refusal to deploy an ungated model is covered by tests/integration/test_model_registry.py and
+test_console_models.py."""
 
 from __future__ import annotations
 
@@ -15,10 +19,8 @@ from typing import Dict, Iterator, List
 import pytest
 from playwright.async_api import Page, expect
 
-from bot import nlu_data, pii
 from bot.devtools.stack import Stack, start_stack
-from bot.errors import InvalidState
-from bot.services import models, review
+from bot.services import models
 from bot.store.db import make_engine, make_session_factory
 from tests.console_kit import DEMO_PASSWORD
 
@@ -50,12 +52,6 @@ def _texts(replies: List[Dict[str, object]]) -> str:
     return "\n".join(str(r.get("text") or "") for r in replies)
 
 
-def _wrong_labels() -> Dict[str, str]:
-    """Near-copies of the held-out file's leak reports, labelled as greetings: the comparison must catch it."""
-    leaks = [t for t, i in nlu_data.examples(Path("tests/nlu/heldout.yml"), base_intents=True) if i == "report_leak"]
-    return {f"{t}啊": "greet" for t in leaks if pii.mask(t) == t}  # the review list shows them masked
-
-
 async def _login(page: Page, stack: Stack) -> None:
     await page.goto(stack.console_url + "/login")
     await page.get_by_label("账号").fill("admin")
@@ -76,7 +72,7 @@ async def _retrain(page: Page, stack: Stack) -> str:
     return await outcome.inner_text()
 
 
-async def test_admins_fix_what_the_assistant_misunderstood_and_a_wrong_label_set_is_blocked(
+async def test_admins_fix_what_the_assistant_misunderstood_deploy_the_retrained_model_and_roll_back(
         loop_stack: Stack, desktop_page: Page) -> None:
     stack, page = loop_stack, desktop_page
     factory = make_session_factory(make_engine(stack.settings.database_url))
@@ -114,30 +110,6 @@ async def test_admins_fix_what_the_assistant_misunderstood_and_a_wrong_label_set
     assert {text: _intent(stack, text) for text in MISUNDERSTOOD} == MISUNDERSTOOD
     after = _texts(stack.say("loop-mid-form", "吉利花园3号楼2单元501"))  # the question asked before the swap
     assert "详细地址" not in after and ("电话" in after or "手机" in after), after
-
-    # a wrong label set: residents repeat leak reports in other words, an admin labels them as greetings
-    wrong = _wrong_labels()
-    for n, text in enumerate(wrong):
-        stack.say(f"loop-wrong-{n}", text)
-        stack.say(f"loop-wrong-{n}", text[:-1] + "呀")  # said again right after: the first one is flagged
-    await page.goto(stack.console_url + "/admin/review")
-    await page.get_by_role("button", name="收集").click()
-    await expect(page.get_by_role("status")).to_contain_text("组新的待审核消息")
-    pending = {i.text: i for i in review.items(factory, review.PENDING)}
-    for text, intent in wrong.items():
-        item = pending[text]
-        review.decide(factory, item.id, "admin", version=item.version, action=review.ACCEPT, intent=intent,
-                      reviewed_dir=stack.settings.reviewed_dir)
-    outcome = await _retrain(page, stack)
-    assert "对比未通过" in outcome and "macro-F1" in outcome, outcome
-    v3 = models.versions(factory)[0]
-    assert v3.id not in (v1.id, v2.id) and v3.gate_passed is False
-    await page.goto(stack.console_url + "/admin/models")
-    assert await page.locator(f"#version-{v3.id}").get_by_role("button", name="上线").count() == 0
-    with pytest.raises(InvalidState, match="没有通过对比"):
-        models.deploy(factory, v3.id, staff_key="admin")
-    assert models.deployed(factory).model.id == v2.id
-    assert {text: _intent(stack, text) for text in MISUNDERSTOOD} == MISUNDERSTOOD
 
     # roll back from the console: the old predictions are back
     await page.get_by_label("回退原因").fill("测试回退")
