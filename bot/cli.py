@@ -112,6 +112,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         except production.ProductionUnavailable as exc:
             print(f"run-prod: {exc}", file=sys.stderr)
             return 1
+    from bot.wechat.accounts import AccountsError, load_accounts
+
+    try:  # the Rasa servers would refuse it too, with the reason buried in their log
+        load_accounts(settings.wechat_accounts_file, settings.wechat_appid)
+    except AccountsError as exc:
+        print(f"run: the communities' WeChat accounts cannot be used: {exc}", file=sys.stderr)
+        return 2
     cmd_migrate(settings, args)
     cmd_load_community(settings, argparse.Namespace(dir=None, if_changed=True))
     return run(settings, ensure_model(), replicas=replicas)
@@ -235,15 +242,29 @@ def _error_reason(exc: urllib.error.HTTPError) -> str:
 MENU_FILE = Path(__file__).resolve().parent.parent / "data" / "wechat" / "menu.json"
 
 
-async def push_menu(settings: Settings, path: Path) -> int:
-    """Replace the Official Account menu with the one in `path` through the menu API."""
+async def push_menu(settings: Settings, path: Path, community: Optional[str] = None) -> int:
+    """Replace the Official Account menu with the one in `path` through the menu API: the shared account's, or with
+    `community` that community's own account's (bot/wechat/accounts.py)."""
     import aiohttp
 
+    from bot.wechat.accounts import AccountsError, load_accounts, token_key
     from bot.wechat.client import WeChatClient
     from bot.wechat.errors import WeChatError
-    from bot.wechat.token import shared_token_store
+    from bot.wechat.token import shared_token_stores
 
-    if not settings.wechat_appid or not settings.wechat_secret:
+    appid, secret, api_base = settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base
+    if community is not None:
+        try:
+            account = load_accounts(settings.wechat_accounts_file, settings.wechat_appid).get(community)
+        except AccountsError as exc:
+            print(f"wechat: {exc}", file=sys.stderr)
+            return 2
+        if account is None or not account.secret:
+            print(f"wechat: community {community!r} has no account with a secret in {settings.wechat_accounts_file} "
+                  "(HG_WECHAT_ACCOUNTS)", file=sys.stderr)
+            return 2
+        appid, secret, api_base = account.appid, account.secret, account.api_base or api_base
+    elif not appid or not secret:
         print("wechat: set WECHAT_APPID and WECHAT_SECRET to push the menu", file=sys.stderr)
         return 2
     try:
@@ -255,21 +276,21 @@ async def push_menu(settings: Settings, path: Path) -> int:
         print(f"wechat: {path} must be a JSON object with a \"button\" list", file=sys.stderr)
         return 2
     try:
-        async with shared_token_store(settings.redis_url, settings.http_timeout, settings.local_state_path) as store, \
-                aiohttp.ClientSession() as http:
-            client = WeChatClient(http, settings.wechat_appid, settings.wechat_secret, settings.wechat_api_base,
-                                  store, settings.http_timeout)
+        async with shared_token_stores(settings.redis_url, settings.http_timeout,
+                                       settings.local_state_path) as stores, aiohttp.ClientSession() as http:
+            client = WeChatClient(http, appid, secret, api_base, stores(token_key(appid, settings.wechat_appid)),
+                                  settings.http_timeout)
             await client.create_menu(menu)
     except WeChatError as exc:
         print(f"wechat: the menu was not pushed: {exc.message}", file=sys.stderr)
         return 1
-    print(f"wechat: menu pushed ({len(menu['button'])} top-level buttons from {path})")
+    print(f"wechat: menu pushed to {appid} ({len(menu['button'])} top-level buttons from {path})")
     return 0
 
 
 def cmd_wechat_menu_push(settings: Settings, args: argparse.Namespace) -> int:
     """Push data/wechat/menu.json (or --file) as the Official Account menu."""
-    return asyncio.run(push_menu(settings, Path(args.file) if args.file else MENU_FILE))
+    return asyncio.run(push_menu(settings, Path(args.file) if args.file else MENU_FILE, args.community))
 
 
 def cmd_wechat_failures(settings: Settings, args: argparse.Namespace) -> int:
@@ -450,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     menu = wechat.add_parser("menu", help="the account menu").add_subparsers(dest="menu_command", required=True)
     push = menu.add_parser("push", help="push the menu definition with the menu API")
     push.add_argument("--file", help="menu JSON (default: data/wechat/menu.json)")
+    push.add_argument("--community", help="push to this community's own account (HG_WECHAT_ACCOUNTS), not the shared one")
     push.set_defaults(func=cmd_wechat_menu_push)
     failures = wechat.add_parser("failures", help="replies that could not be delivered to residents")
     failures.add_argument("--sender", help="only this OpenID")

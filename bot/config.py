@@ -120,6 +120,8 @@ class Settings:
     wechat_secret: Optional[str] = field(default=None, repr=False)
     wechat_aes_key: Optional[str] = field(default=None, repr=False)
     wechat_api_base: str = "https://api.weixin.qq.com"
+    # Communities with an Official Account of their own (bot/wechat/accounts.py); used when the file exists.
+    wechat_accounts_file: Optional[Path] = None
     # How long a WeChat push may wait for the assistant before we answer `success` and reply later
     # through the customer-service API (WeChat gives up after 5 s).
     wechat_passive_seconds: float = 4.0
@@ -206,6 +208,7 @@ class Settings:
             wechat_secret=merged.get("WECHAT_SECRET") or None,
             wechat_aes_key=merged.get("WECHAT_AES_KEY") or None,
             wechat_api_base=merged.get("WECHAT_API_BASE") or "https://api.weixin.qq.com",
+            wechat_accounts_file=PROJECT_ROOT / (merged.get("HG_WECHAT_ACCOUNTS") or var_dir / "wechat_accounts.yml"),
             wechat_passive_seconds=float(merged.get("HG_WECHAT_PASSIVE_SECONDS") or 4.0),
             webchat=_flag(merged, "HG_WEBCHAT"),
             escalation=EscalationSettings.from_env(merged),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
+from bot.wechat.accounts import load_accounts
 
 if TYPE_CHECKING:
     from bot.production import Replicas
@@ -318,7 +319,9 @@ def run(settings: Settings, model: Path, replicas: Optional["Replicas"] = None) 
     os.chmod(settings.var_dir / "rasa_token", 0o600)
     env["HG_RASA_TOKEN"] = token
     demo_wecom = "WECOM_WEBHOOK_URL" not in os.environ and "WECOM_WEBHOOK_URL" not in settings.extra
-    demo_wechat = not settings.wechat_token
+    # The demo account's token is public: never beside a community's real account, whose residents' OpenIDs it
+    # could then speak as (bot/wechat/accounts.py).
+    demo_wechat = not settings.wechat_token and not load_accounts(settings.wechat_accounts_file)
     sup = Supervisor()
     py = sys.executable
 

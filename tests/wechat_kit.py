@@ -30,16 +30,16 @@ LONG_LINE = "请按以下步骤处理：先关闭进水阀门，再清理地面�
 from tests.helpers import serving
 
 
-def crypto() -> MessageCrypto:
-    """The crypto WeChat's side uses for the test account."""
-    return MessageCrypto(TOKEN, AES_KEY, APPID)
+def crypto(token: str = TOKEN, aes_key: str = AES_KEY, appid: str = APPID) -> MessageCrypto:
+    """The crypto WeChat's side uses for the test account (or another one)."""
+    return MessageCrypto(token, aes_key, appid)
 
 
 def message_xml(msg_type: str, openid: str = OPENID, create_time: Optional[int] = None,
-                msg_id: Optional[str] = None, **fields: Union[str, int]) -> str:
+                msg_id: Optional[str] = None, to_user: str = ACCOUNT, **fields: Union[str, int]) -> str:
     """A push as WeChat sends it; events carry no MsgId."""
     doc: Dict[str, Union[str, int]] = {
-        "ToUserName": ACCOUNT, "FromUserName": openid, "CreateTime": create_time or int(time.time()),
+        "ToUserName": to_user, "FromUserName": openid, "CreateTime": create_time or int(time.time()),
         "MsgType": msg_type}
     doc.update(fields)
     if msg_type != "event":
@@ -64,29 +64,34 @@ def signed_query(token: str = TOKEN, timestamp: Optional[str] = None, nonce: Opt
     return {"signature": signature(token, stamp, nonce), "timestamp": stamp, "nonce": nonce, "openid": OPENID}
 
 
-def envelope(xml: str, mode: str, query: Optional[Dict[str, str]] = None) -> Tuple[Dict[str, str], bytes]:
-    """Query and body for `xml` in plaintext, compatible or safe mode."""
-    query = dict(query or signed_query())
+def envelope(xml: str, mode: str, query: Optional[Dict[str, str]] = None,
+             box: Optional[MessageCrypto] = None, token: str = TOKEN,
+             to_user: str = ACCOUNT) -> Tuple[Dict[str, str], bytes]:
+    """Query and body for `xml` in plaintext, compatible or safe mode (the test account's, or `token`/`box`'s
+    account `to_user`)."""
+    query = dict(query or signed_query(token))
     if mode == "plain":
         return query, xml.encode("utf-8")
-    encrypt = crypto().encrypt(xml)
+    encrypt = (box or crypto()).encrypt(xml)
     query.update(encrypt_type="aes",
-                 msg_signature=signature(TOKEN, query["timestamp"], query["nonce"], encrypt))
+                 msg_signature=signature(token, query["timestamp"], query["nonce"], encrypt))
     if mode == "safe":
-        return query, to_xml({"ToUserName": ACCOUNT, "Encrypt": encrypt}).encode("utf-8")
+        return query, to_xml({"ToUserName": to_user, "Encrypt": encrypt}).encode("utf-8")
     assert mode == "compatible"
     fields = parse_xml(xml.encode("utf-8"))
     return query, to_xml({**fields, "Encrypt": encrypt}).encode("utf-8")
 
 
-def open_reply(body: str, query: Mapping[str, str]) -> Dict[str, str]:
-    """The fields of a reply; an encrypted one must carry a valid MsgSignature and decrypt for our appid."""
+def open_reply(body: str, query: Mapping[str, str], box: Optional[MessageCrypto] = None,
+               token: str = TOKEN) -> Dict[str, str]:
+    """The fields of a reply; an encrypted one must carry a valid MsgSignature and decrypt for our appid (or
+    `token`/`box`'s account)."""
     fields = parse_xml(body.encode("utf-8"))
     if "Encrypt" not in fields:
         assert query.get("encrypt_type") != "aes", "a push in an AES mode must be answered encrypted"
         return fields
-    assert verify(TOKEN, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"], fields["Encrypt"])
-    return parse_xml(crypto().decrypt(fields["Encrypt"]).encode("utf-8"))
+    assert verify(token, fields["MsgSignature"], fields["TimeStamp"], fields["Nonce"], fields["Encrypt"])
+    return parse_xml((box or crypto()).decrypt(fields["Encrypt"]).encode("utf-8"))
 
 
 BUTTONS = [{"title": "是的，就用这个", "payload": "/affirm"}, {"title": "不是，重新填写", "payload": "/deny"},

@@ -6,7 +6,8 @@ the REST namespace, `rest:<sender>` (bot/identity.py): a REST client cannot spea
 
 Access (decided once, from the environment, like WeChatInput's `from_credentials`):
 
-- WeChat on a real account (WECHAT_TOKEN set and not the demo account's DEMO_TOKEN): the channel needs
+- WeChat on a real account (WECHAT_TOKEN set and not the demo account's DEMO_TOKEN, or a community's own
+  account in HG_WECHAT_ACCOUNTS): the channel needs
   `Authorization: Bearer <HG_REST_TOKEN>`; without it, or with a wrong one, 401 with the reason. If
   HG_REST_TOKEN is unset there, the channel answers 503: it is disabled rather than open.
 - No WeChat token, or the demo account (`make run`): open as Rasa's REST channel is. When HG_REST_TOKEN is
@@ -52,6 +53,17 @@ class Refusal:
     reason: str
 
 
+def _own_accounts(settings: Settings) -> bool:
+    """Whether a community runs an Official Account of its own (bot/wechat/accounts.py): real accounts too. An
+    unreadable accounts file counts as one (the WeChat channel refuses to start on it anyway)."""
+    from bot.wechat.accounts import AccountsError, load_accounts
+
+    try:
+        return bool(load_accounts(settings.wechat_accounts_file, settings.wechat_appid))
+    except AccountsError:
+        return True
+
+
 @dataclass(frozen=True)
 class RestAccess:
     """Who may use the REST channel: `token` is HG_REST_TOKEN; `required` holds when WeChat runs on a real account."""
@@ -63,7 +75,7 @@ class RestAccess:
     def from_settings(cls, settings: Settings) -> "RestAccess":
         """The access rule for these settings (see the module docstring)."""
         real_account = bool(settings.wechat_token) and settings.wechat_token != DEMO_TOKEN
-        return cls(token=settings.rest_token, required=real_account)
+        return cls(token=settings.rest_token, required=real_account or _own_accounts(settings))
 
     @property
     def disabled(self) -> bool:

@@ -1,6 +1,8 @@
 """The WeChat Official Account channel: signed (and in safe mode encrypted) XML pushes in, WeChat replies out.
 
-Served at /webhooks/wechat/webhook:
+Served at /webhooks/wechat/webhook (the shared account) and at /webhooks/wechat/webhook/<community key> for each
+community with an Official Account of its own (bot/wechat/accounts.py, HG_WECHAT_ACCOUNTS), verified with that
+account's token and key; an unknown key is 404:
 
 - GET  URL verification: `signature` over [token, timestamp, nonce] → `echostr` unchanged, else 403.
 - POST a push in plaintext, compatible or safe mode. Refused before anything else happens: a body over
@@ -19,7 +21,8 @@ answer 503 with the reason: with no token nothing can be verified, and 503 says 
 instead of pretending a signature was wrong. Without WECHAT_APPID/WECHAT_SECRET passive replies work
 and replies that would need the customer-service API are recorded as delivery failures.
 
-The Rasa sender id is the resident's OpenID.
+The Rasa sender id is the resident's OpenID (unique per account). A resident writing to a community's own account
+is that community's until they give an estate, and late replies go out through the same account.
 
 The same blueprint carries the WeChat-style web chat page under /webhooks/wechat/chat (bot/channels/webchat.py):
 off unless HG_WEBCHAT=1, and refused whenever the channel is not on the demo account with a local fake API.
@@ -31,7 +34,8 @@ import asyncio
 import functools
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Set, Text
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, Sequence, Set, Text
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -46,8 +50,11 @@ from bot.channels.webchat import WebChat
 from bot.config import Settings
 from bot.services import announcements, attachments, deliveries, ratings, residents
 from bot.services.lifecycle import Context
-from bot.store.db import make_engine, make_session_factory
+from bot.store.db import make_engine, make_session_factory, unit_of_work
+from bot.store.models import Community
 from bot.wechat import inbound
+from bot.wechat.accounts import Account, load_accounts
+from bot.wechat.crypto import MessageCrypto
 from bot.wechat.delivery import Failure, deliver_parts
 from bot.wechat.envelope import SafeModeUnavailable, open_push, seal_reply, verify_query
 from bot.wechat.errors import DecryptError, MalformedMessage, SignatureError, StaleTimestamp
@@ -73,20 +80,42 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+@dataclass
+class _Endpoint:
+    """One Official Account's server URL: the shared account (`community` None) or a community's own."""
+
+    community: Optional[str]
+    config: WeChatConfig
+    crypto: Optional[MessageCrypto]
+    responder: Optional[Responder] = None
+    unavailable: Optional[str] = None  # why pushes get 503: the community is not loaded, or names another appid
+
+    @property
+    def appid(self) -> Optional[str]:
+        """The appid residents of this endpoint are recorded with (None: the shared account)."""
+        return self.config.appid if self.community else None
+
+
 class WeChatInput(InputChannel):
-    """Rasa input channel for a WeChat Official Account server URL."""
+    """Rasa input channel for a WeChat Official Account server URL (and one per community's own account)."""
 
     def __init__(self, config: WeChatConfig, *, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic, webchat: bool = False) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, webchat: bool = False,
+                 accounts: Mapping[str, Account] = {}) -> None:
         """`clock` is wall time (timestamps, replies); `monotonic` measures the passive-reply budget;
-        `webchat` asks for the web chat page (HG_WEBCHAT), which still serves only on demo credentials."""
+        `webchat` asks for the web chat page (HG_WEBCHAT), which still serves only on demo credentials;
+        `accounts` are the communities' own Official Accounts by community key."""
         self.config = config
         self.webchat = WebChat(config, webchat)
-        self._crypto = config.crypto()  # a malformed EncodingAESKey stops the server at start-up
         self._clock = clock
         self._monotonic = monotonic
+        # a malformed EncodingAESKey stops the server at start-up
+        self._shared = _Endpoint(None, config, config.crypto())
+        self._own: Dict[str, _Endpoint] = {}
+        for key, account in accounts.items():
+            own = config.for_account(account)
+            self._own[key] = _Endpoint(key, own, own.crypto())
         self._resources: Optional[WeChatResources] = None
-        self._responder: Optional[Responder] = None
         self._engine: Optional[Engine] = None
         self._sessions: Optional[sessionmaker] = None
         self._ctx: Optional[Context] = None  # deadlines and console links for ratings that reopen a ticket
@@ -108,9 +137,13 @@ class WeChatInput(InputChannel):
                 given[key] = float(value) if key == "passive_seconds" else str(value)
         settings = Settings.from_env()
         config = WeChatConfig.from_settings(settings, **given)
+        accounts = load_accounts(settings.wechat_accounts_file, config.appid)  # AccountsError stops the server
         if not config.configured:
             logger.warning("WECHAT_TOKEN is not set: /webhooks/wechat/webhook answers 503 until it is")
-        return cls(config, webchat=settings.webchat)
+        if accounts:
+            logger.info("WeChat: own Official Accounts of %s at /webhooks/wechat/webhook/<community>",
+                        ", ".join(sorted(accounts)))
+        return cls(config, webchat=settings.webchat, accounts=accounts)
 
     def blueprint(self, on_new_message: NewMessageHandler) -> Blueprint:
         """Routes: GET / (health), GET /webhook (URL verification), POST /webhook (pushes), the web chat page."""
@@ -118,7 +151,7 @@ class WeChatInput(InputChannel):
 
         @hook.listener("before_server_start")
         async def open_resources(_app: Any, _loop: Any) -> None:
-            if self.config.configured:
+            if self.config.configured or self._own:
                 await self._open()
 
         @hook.listener("after_server_stop")
@@ -128,36 +161,56 @@ class WeChatInput(InputChannel):
 
         @hook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
-            return response.json({"status": "ok" if self.config.configured else "not configured"})
+            return response.json({"status": "ok" if self.config.configured else "not configured",
+                                  "communities_with_own_account": sorted(self._own)})
 
         @hook.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
-            if not self.config.configured:
-                return response.text(NOT_CONFIGURED, status=503)
-            query = _query(request)
-            try:
-                verify_query(query, self.config.token or "", self._clock(), self.config.timestamp_window)
-            except (SignatureError, StaleTimestamp) as exc:
-                return _refuse(request, 403, exc)
-            return response.text(query.get("echostr", ""))
+            return self._verify(request, self._shared)
 
         @hook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
-            return await self._receive(request, on_new_message)
+            return await self._receive(request, on_new_message, self._shared)
+
+        @hook.route("/webhook/<community:str>", methods=["GET"])
+        async def verify_own(request: Request, community: str) -> HTTPResponse:
+            endpoint = self._own.get(community)
+            if endpoint is None:
+                return response.text(f"no Official Account of community {community!r} here", status=404)
+            return self._verify(request, endpoint)
+
+        @hook.route("/webhook/<community:str>", methods=["POST"], stream=True)
+        async def receive_own(request: Request, community: str) -> HTTPResponse:
+            endpoint = self._own.get(community)
+            if endpoint is None:
+                return response.text(f"no Official Account of community {community!r} here", status=404)
+            return await self._receive(request, on_new_message, endpoint)
 
         self.webchat.mount(hook)
         return hook
 
-    async def _receive(self, request: Request, on_new_message: NewMessageHandler) -> HTTPResponse:
-        deadline = self._monotonic() + self.config.passive_seconds
-        if not self.config.configured:
+    def _verify(self, request: Request, endpoint: _Endpoint) -> HTTPResponse:
+        """WeChat's URL verification for one account."""
+        if not endpoint.config.configured:
             return response.text(NOT_CONFIGURED, status=503)
         query = _query(request)
-        cap = self.config.max_body_bytes
+        try:
+            verify_query(query, endpoint.config.token or "", self._clock(), endpoint.config.timestamp_window)
+        except (SignatureError, StaleTimestamp) as exc:
+            return _refuse(request, 403, exc)
+        return response.text(query.get("echostr", ""))
+
+    async def _receive(self, request: Request, on_new_message: NewMessageHandler, endpoint: _Endpoint) -> HTTPResponse:
+        config = endpoint.config
+        deadline = self._monotonic() + config.passive_seconds
+        if not config.configured:
+            return response.text(NOT_CONFIGURED, status=503)
+        query = _query(request)
+        cap = config.max_body_bytes
         try:
             _check_declared_length(request, cap)
-            verify_query(query, self.config.token or "", self._clock(), self.config.timestamp_window)
-            push = open_push(query, await _read_body(request, cap), self._crypto, cap)
+            verify_query(query, config.token or "", self._clock(), config.timestamp_window)
+            push = open_push(query, await _read_body(request, cap), endpoint.crypto, cap)
             message = parse_message(push.fields)
         except BodyTooLarge as exc:
             return _refuse(request, 413, exc)
@@ -167,27 +220,32 @@ class WeChatInput(InputChannel):
             return _refuse(request, 400, exc)
         except SafeModeUnavailable as exc:
             return _refuse(request, 503, exc)
-        responder = await self._open()
+        await self._open()
+        if endpoint.unavailable:
+            logger.error("WeChat push for community %s refused: %s", endpoint.community, endpoint.unavailable)
+            return response.text(endpoint.unavailable, status=503)
+        assert endpoint.responder is not None
         route = inbound.route(message)
-        work = functools.partial(self._handle, route, message, on_new_message)
+        work = functools.partial(self._handle, route, message, on_new_message, endpoint)
         key = f"{message.to_user}:{message.dedupe_key}"
-        reply = await responder.respond(key, message.from_user, work, deadline)
+        reply = await endpoint.responder.respond(key, message.from_user, work, deadline)
         if reply is None:
             return response.text("success")
         now = int(self._clock())
-        body = seal_reply(push, message.reply_text(reply, now), self._crypto, now, query.get("nonce", ""))
+        body = seal_reply(push, message.reply_text(reply, now), endpoint.crypto, now, query.get("nonce", ""))
         return response.text(body, content_type="application/xml; charset=utf-8")
 
-    async def _handle(self, route: inbound.Route, message: IncomingMessage, on_new_message: NewMessageHandler) -> str:
+    async def _handle(self, route: inbound.Route, message: IncomingMessage, on_new_message: NewMessageHandler,
+                      endpoint: _Endpoint) -> str:
         """Carry out one route and return the reply text ("" for none)."""
         openid = message.from_user
         if isinstance(route, (inbound.ToAssistant, inbound.AttachImage)) \
                 and not await self._require_resources().limit.allow(openid):
             return messages.SENT_TOO_FAST
         if isinstance(route, inbound.ToAssistant):
-            return await self._converse(route, openid, on_new_message)
+            return await self._converse(route, openid, on_new_message, endpoint)
         if not isinstance(route, inbound.Unsubscribed):
-            self._note_inbound(openid)
+            self._note_inbound(openid, endpoint)
         if isinstance(route, inbound.Reply):
             return route.text
         if isinstance(route, inbound.AttachImage):
@@ -207,27 +265,29 @@ class WeChatInput(InputChannel):
         except SQLAlchemyError:
             logger.exception("follow state of %s not recorded", openid)
 
-    async def _converse(self, route: inbound.ToAssistant, openid: str, on_new_message: NewMessageHandler) -> str:
+    async def _converse(self, route: inbound.ToAssistant, openid: str, on_new_message: NewMessageHandler,
+                        endpoint: _Endpoint) -> str:
         resources = self._require_resources()
         text = route.text
         if route.typed:
             chosen = choose(text, await resources.options.recall(openid))
             direct = None if chosen else await self._direct(openid, text)
             if direct:
-                self._note_inbound(openid)
+                self._note_inbound(openid, endpoint)
                 return direct
             text = chosen or text
-        self._note_inbound(openid)
+        self._note_inbound(openid, endpoint)
         collector = CollectingOutputChannel()
         await on_new_message(UserMessage(text, collector, openid, input_channel=self.name()))
         rendered = render_messages(collector.messages)
         await resources.options.remember(openid, rendered.options)
         return rendered.text
 
-    def _note_inbound(self, openid: str) -> None:
-        """Record the message's arrival (it opens the 48-hour customer-service window) beside the turn, not before it:
-        a database write must not eat into WeChat's 5 seconds."""
-        task = asyncio.get_running_loop().create_task(self._note(residents.record_inbound, openid))
+    def _note_inbound(self, openid: str, endpoint: _Endpoint) -> None:
+        """Record the message's arrival (it opens the 48-hour customer-service window) and the account it came to
+        beside the turn, not before it: a database write must not eat into WeChat's 5 seconds."""
+        record = functools.partial(residents.record_inbound, community_key=endpoint.community, appid=endpoint.appid)
+        task = asyncio.get_running_loop().create_task(self._note(record, openid))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -263,8 +323,9 @@ class WeChatInput(InputChannel):
             return messages.WECHAT_IMAGE_PENDING
         return messages.wechat_image_attached(result.ticket_number)
 
-    async def _deliver(self, openid: str, parts: Sequence[str]) -> None:
-        await deliver_parts(self._require_resources().client, openid, parts, self._record_failure)
+    async def _deliver(self, endpoint: _Endpoint, openid: str, parts: Sequence[str]) -> None:
+        client = self._require_resources().client_for(endpoint.appid)
+        await deliver_parts(client, openid, parts, self._record_failure)
 
     async def _record_failure(self, failure: Failure) -> None:
         try:
@@ -273,15 +334,41 @@ class WeChatInput(InputChannel):
         except SQLAlchemyError:
             logger.exception("undelivered reply to %s could not be recorded either", failure.sender_id)
 
-    async def _open(self) -> Responder:
+    async def _open(self) -> None:
         """Open the per-process resources (database engine, HTTP, Redis, stores) once: at start-up or first push."""
-        if self._responder is None:
+        if self._resources is None:
             async with self._opening:
-                if self._responder is None:
+                if self._resources is None:
                     self._session_factory()  # the engine connects lazily; creating it here keeps it off the hot path
-                    self._resources = await WeChatResources.open(self.config)
-                    self._responder = Responder(self._resources.dedupe, self._deliver, clock=self._monotonic)
-        return self._responder
+                    if self._own:
+                        await asyncio.to_thread(self._check_communities)
+                    resources = await WeChatResources.open(self.config, [e.config for e in self._own.values()])
+                    for endpoint in (self._shared, *self._own.values()):
+                        endpoint.responder = Responder(resources.dedupe, functools.partial(self._deliver, endpoint),
+                                                       clock=self._monotonic)
+                    self._resources = resources
+
+    def _check_communities(self) -> None:
+        """An account of a community that is not loaded cannot place its residents: its pushes get 503 with why."""
+        try:
+            with unit_of_work(self._session_factory()) as session:
+                loaded = dict(session.query(Community.key, Community.wechat_account)
+                              .filter(Community.key.in_(list(self._own))))
+        except SQLAlchemyError:
+            logger.exception("communities of the own Official Accounts not checked")
+            return
+        for key, endpoint in self._own.items():
+            stated = loaded.get(key)
+            if key not in loaded:
+                endpoint.unavailable = f"community {key!r} has an Official Account but is not loaded " \
+                                       "(python -m bot community load, then restart)"
+            elif stated and stated != endpoint.config.appid:
+                endpoint.unavailable = f"community {key!r} names the account {stated} (wechat_account), the accounts " \
+                                       f"file {endpoint.config.appid}"
+            else:
+                endpoint.unavailable = None
+            if endpoint.unavailable:
+                logger.error("WeChat: %s", endpoint.unavailable)
 
     def _require_resources(self) -> WeChatResources:
         if self._resources is None:
@@ -297,15 +384,17 @@ class WeChatInput(InputChannel):
 
     async def close(self) -> None:
         """Finish (or cancel) pending replies, then close the HTTP session, Redis and the database engine."""
-        if self._responder is not None:
-            await self._responder.drain(DRAIN_SECONDS)
+        for endpoint in (self._shared, *self._own.values()):
+            if endpoint.responder is not None:
+                await endpoint.responder.drain(DRAIN_SECONDS)
+                endpoint.responder = None
         if self._background:
             await asyncio.wait(set(self._background), timeout=DRAIN_SECONDS)
         if self._resources is not None:
             await self._resources.close()
         if self._engine is not None:
             self._engine.dispose()
-        self._resources = self._responder = None
+        self._resources = None
         self._engine = self._sessions = None
 
 

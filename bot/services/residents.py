@@ -90,8 +90,12 @@ def is_unsubscribed(factory: sessionmaker, sender_id: str) -> bool:
         return resident is not None and resident.unsubscribed_at is not None
 
 
-def record_inbound(factory: sessionmaker, sender_id: str, now: Optional[dt.datetime] = None) -> None:
-    """Note the resident's latest message (it opens WeChat's 48-hour customer-service window)."""
+def record_inbound(factory: sessionmaker, sender_id: str, now: Optional[dt.datetime] = None, *,
+                   community_key: Optional[str] = None, appid: Optional[str] = None) -> None:
+    """Note the resident's latest message (it opens WeChat's 48-hour customer-service window) and the account it
+    came to: a community's own account (`community_key`, `appid`; bot/wechat/accounts.py) makes the resident that
+    community's until they give an estate, and later messages to them go out through that account; None is the
+    shared account."""
     now = now or utcnow()
     with unit_of_work(factory) as session:
         resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
@@ -99,6 +103,9 @@ def record_inbound(factory: sessionmaker, sender_id: str, now: Optional[dt.datet
             resident = Resident(sender_id=sender_id)
             session.add(resident)
         resident.last_inbound_at = now
+        resident.wechat_appid = appid if community_key else None
+        if community_key and resident.building is None:  # an estate, once given, decides (see `remember`)
+            resident.community_key = community_key
 
 
 def clear_vulnerability(factory: sessionmaker, staff_key: str, number: str, note: str,

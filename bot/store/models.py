@@ -55,7 +55,8 @@ class Community(Base):
     name = Column(String(64), nullable=False)
     office_phone = Column(String(32), nullable=True)
     office_hours = Column(String(128), nullable=True)
-    # The WeChat Official Account it answers on: HG_WECHAT_<ACCOUNT>_* settings; None shares the default account.
+    # The appid of its own Official Account, if it has one (credentials in HG_WECHAT_ACCOUNTS, bot/wechat/accounts.py;
+    # checked against that file); None: residents reach it through the shared account.
     wechat_account = Column(String(32), nullable=True)
 
 
@@ -188,6 +189,9 @@ class Resident(Base):
     unsubscribed_at = Column(DateTime, nullable=True)
     # The resident's last message to the account: customer-service messages are allowed for 48 hours after it.
     last_inbound_at = Column(DateTime, nullable=True)
+    # The Official Account the resident writes to when it is a community's own (bot/wechat/accounts.py); None: the
+    # shared account. Late replies and ticket updates go out through it.
+    wechat_appid = Column(String(32), nullable=True)
     # "退订提醒": no announcements until "恢复提醒".
     reminders_off = Column(Boolean, nullable=False, default=False)
     # What the resident said about themselves (bot/vulnerability.py kinds: alone, elderly, …); kept for later tickets.

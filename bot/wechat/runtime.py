@@ -10,20 +10,22 @@ when neither is given (tests).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import aiohttp
 
 from bot.config import Settings
 from bot.local_state import LocalState
 from bot.sender_limit import SenderLimit, open_limit
+from bot.wechat.accounts import Account, token_key
 from bot.wechat.client import DEFAULT_API_BASE, WeChatClient
 from bot.wechat.crypto import MessageCrypto
 from bot.wechat.dedupe import DedupeStore, LocalDedupeStore, MemoryDedupeStore, RedisDedupeStore
 from bot.wechat.options import LocalOptionStore, MemoryOptionStore, OptionStore, RedisOptionStore
-from bot.wechat.token import LocalTokenStore, MemoryTokenStore, RedisTokenStore, TokenStore
+from bot.wechat.token import (LOCAL_TOKEN_KEY, REDIS_TOKEN_KEY, LocalTokenStore, MemoryTokenStore, RedisTokenStore,
+                              TokenStore)
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "WeChatConfig", "WeChatResources"]
 
@@ -67,6 +69,11 @@ class WeChatConfig:
         values.update({k: v for k, v in overrides.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
 
+    def for_account(self, account: Account) -> "WeChatConfig":
+        """This configuration with a community's own account's credentials in place of the shared account's."""
+        return replace(self, token=account.token, appid=account.appid, secret=account.secret,
+                       aes_key=account.aes_key, api_base=account.api_base or self.api_base)
+
     @property
     def configured(self) -> bool:
         """Whether pushes can be verified at all (a token is set)."""
@@ -92,18 +99,23 @@ class WeChatResources:
 
     dedupe: DedupeStore
     options: OptionStore
-    client: Optional[WeChatClient] = None
+    client: Optional[WeChatClient] = None  # the shared account's
+    clients: Dict[str, WeChatClient] = field(default_factory=dict)  # every account that can send, by appid
     http: Optional[aiohttp.ClientSession] = None
     redis: Optional[Any] = None
     limit: SenderLimit = field(default_factory=lambda: open_limit(0))
     state: Optional[LocalState] = None
 
+    def client_for(self, appid: Optional[str]) -> Optional[WeChatClient]:
+        """The API client of the account `appid` (None: the shared account), or None if it cannot send."""
+        return self.client if appid is None else self.clients.get(appid)
+
     @classmethod
-    async def open(cls, config: WeChatConfig) -> "WeChatResources":
-        """Create the HTTP session, the API client (with appid and secret) and the shared stores."""
+    async def open(cls, config: WeChatConfig, accounts: Sequence[WeChatConfig] = ()) -> "WeChatResources":
+        """Create the HTTP session, an API client for each account with appid and secret (the shared one in
+        `config`, communities' own in `accounts`, each with its own access token) and the shared stores."""
         redis_client = None
         state = None
-        token_store: TokenStore = MemoryTokenStore()
         dedupe: DedupeStore = MemoryDedupeStore()
         options: OptionStore = MemoryOptionStore()
         if config.redis_url:
@@ -111,22 +123,33 @@ class WeChatResources:
 
             redis_client = aioredis.Redis.from_url(config.redis_url, socket_timeout=config.http_timeout,
                                                    socket_connect_timeout=config.http_timeout)
-            token_store = RedisTokenStore(redis_client)
             dedupe = RedisDedupeStore(redis_client)
             options = RedisOptionStore(redis_client)
         elif config.state_path is not None:
             state = LocalState(config.state_path)
-            token_store, dedupe, options = LocalTokenStore(state), LocalDedupeStore(state), LocalOptionStore(state)
-        http = None
-        client = None
-        if config.can_send:
-            http = aiohttp.ClientSession()
-            client = WeChatClient(http, config.appid or "", config.secret or "", config.api_base, token_store,
-                                  config.http_timeout)
+            dedupe, options = LocalDedupeStore(state), LocalOptionStore(state)
+
+        def token_store(appid: Optional[str]) -> TokenStore:
+            suffix = token_key(appid, config.appid)
+            if redis_client is not None:
+                return RedisTokenStore(redis_client, key=REDIS_TOKEN_KEY + suffix)
+            if state is not None:
+                return LocalTokenStore(state, key=LOCAL_TOKEN_KEY + suffix)
+            return MemoryTokenStore()
+
+        senders = [c for c in (config, *accounts) if c.can_send]
+        http = aiohttp.ClientSession() if senders else None
+        clients: Dict[str, WeChatClient] = {}
+        for account in senders:
+            assert http is not None and account.appid
+            clients[account.appid] = WeChatClient(http, account.appid, account.secret or "", account.api_base,
+                                                  token_store(account.appid), config.http_timeout)
+        client = clients.get(config.appid or "") if config.can_send else None
         kind = "Redis" if redis_client is not None else f"the file {state.path}" if state is not None else "memory"
-        log.info("WeChat channel ready (stores in %s, customer-service API %s)", kind, "on" if client else "off")
-        return cls(dedupe=dedupe, options=options, client=client, http=http, redis=redis_client, state=state,
-                   limit=open_limit(config.sender_rate_per_minute, redis_client, state))
+        log.info("WeChat channel ready (stores in %s, customer-service API %s, %d own account(s) of communities)",
+                 kind, "on" if client else "off", len(accounts))
+        return cls(dedupe=dedupe, options=options, client=client, clients=clients, http=http, redis=redis_client,
+                   state=state, limit=open_limit(config.sender_rate_per_minute, redis_client, state))
 
     async def close(self) -> None:
         """Close the HTTP session, the Redis connection pool and the state file."""

@@ -17,13 +17,16 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional, Protocol, Tuple
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Optional, Protocol, Tuple
 
 from bot.local_state import LocalState
 from bot.wechat.errors import WeChatError, WeChatUnavailable
 
 __all__ = [
+    "LOCAL_TOKEN_KEY",
+    "REDIS_TOKEN_KEY",
     "shared_token_store",
+    "shared_token_stores",
     "AccessTokenManager",
     "LocalTokenStore",
     "MemoryTokenStore",
@@ -91,6 +94,11 @@ class TokenStore(Protocol):
         ...
 
 
+# Where the shared account's token is kept; a community's own account adds ":<appid>" (bot/wechat/accounts.py).
+REDIS_TOKEN_KEY = "hongguanjia:wechat:access_token"
+LOCAL_TOKEN_KEY = "wechat:access_token"
+
+
 class MemoryTokenStore:
     """A token kept in this process only (tests, or a single-process deployment)."""
 
@@ -121,7 +129,7 @@ class MemoryTokenStore:
 class RedisTokenStore:
     """A token shared by every process through one Redis key, with a `<key>:lock` fetch lock."""
 
-    def __init__(self, client: Any, key: str = "hongguanjia:wechat:access_token", lock_ttl: float = 15.0) -> None:
+    def __init__(self, client: Any, key: str = REDIS_TOKEN_KEY, lock_ttl: float = 15.0) -> None:
         """`client` is a redis.asyncio.Redis; `lock_ttl` bounds how long a crashed fetcher can block others."""
         self._client = client
         self._key = key
@@ -172,7 +180,7 @@ class RedisTokenStore:
 class LocalTokenStore:
     """A token shared by the processes of this machine through its state file, with a `<key>:lock` fetch lock."""
 
-    def __init__(self, state: LocalState, key: str = "wechat:access_token", lock_ttl: float = 15.0) -> None:
+    def __init__(self, state: LocalState, key: str = LOCAL_TOKEN_KEY, lock_ttl: float = 15.0) -> None:
         """`lock_ttl` bounds how long a crashed fetcher can block others."""
         self._state = state
         self._key = key
@@ -301,13 +309,23 @@ async def shared_token_store(redis_url: Optional[str], timeout: float,
     """The token store a process outside the Rasa server uses: Redis when configured, else the machine's state file
     at `state_path` (Settings.local_state_path), so every process shares one token (a token fetched here would
     otherwise replace, and soon invalidate, the server's); memory only when neither is given."""
+    async with shared_token_stores(redis_url, timeout, state_path) as store_for:
+        yield store_for("")
+
+
+@asynccontextmanager
+async def shared_token_stores(redis_url: Optional[str], timeout: float,
+                              state_path: Optional[Path] = None) -> AsyncIterator[Callable[[str], TokenStore]]:
+    """Like `shared_token_store`, for several accounts over one connection: `store_for(suffix)` is the store of the
+    account whose key ends in `suffix` (bot/wechat/accounts.py `token_key`; "" for the shared account)."""
     if not redis_url:
         if state_path is None:
-            yield MemoryTokenStore()
+            memory: Dict[str, TokenStore] = {}
+            yield lambda suffix: memory.setdefault(suffix, MemoryTokenStore())
             return
         state = LocalState(state_path)
         try:
-            yield LocalTokenStore(state)
+            yield lambda suffix: LocalTokenStore(state, key=LOCAL_TOKEN_KEY + suffix)
         finally:
             state.close()
         return
@@ -315,6 +333,6 @@ async def shared_token_store(redis_url: Optional[str], timeout: float,
 
     client = aioredis.Redis.from_url(redis_url, socket_timeout=timeout)
     try:
-        yield RedisTokenStore(client)
+        yield lambda suffix: RedisTokenStore(client, key=REDIS_TOKEN_KEY + suffix)
     finally:
         await client.close()

@@ -130,6 +130,16 @@ async def test_a_real_account_without_a_rest_token_disables_rest(monkeypatch: py
     assert rest.assistant.turns == []
 
 
+async def test_a_communitys_own_account_is_a_real_account_too(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path) -> None:
+    accounts = tmp_path / "wechat_accounts.yml"
+    accounts.write_text("jinxiu:\n  token: jinxiu-token\n  appid: wxjinxiu00000r001\n", encoding="utf-8")
+    async with served_rest(monkeypatch, "", HG_WECHAT_ACCOUNTS=str(accounts)) as rest:
+        status, body, _ = await rest.post({"sender": OPENID, "message": "查进度"})
+    assert status == 503 and body == {"error": DISABLED}
+    assert rest.assistant.turns == []
+
+
 @pytest.mark.parametrize("wechat_token", ["", DEMO_TOKEN])
 async def test_rest_is_open_without_a_wechat_account_or_on_the_demo_account(monkeypatch: pytest.MonkeyPatch,
                                                                              wechat_token: str) -> None:

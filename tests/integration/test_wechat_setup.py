@@ -77,3 +77,33 @@ async def test_menu_push_without_credentials_explains_what_is_missing(tmp_path: 
 def test_a_passive_budget_outside_wechats_five_seconds_is_refused(seconds: str) -> None:
     with pytest.raises(ValueError, match="HG_WECHAT_PASSIVE_SECONDS"):
         WeChatInput.from_credentials({"token": "t", "passive_seconds": seconds})
+
+
+async def test_menu_push_to_a_communitys_own_account_uses_that_accounts_credentials(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    own = FakeWeChat(appid="wxjinxiu00000m001", secret="jinxiu-menu-secret")
+    async with running_fake_wechat(own) as server:
+        accounts = tmp_path / "wechat_accounts.yml"
+        accounts.write_text(f"jinxiu:\n  token: t\n  appid: {own.appid}\n  secret: {own.secret}\n"
+                            f"  api_base: {server.base_url}\nheping:\n  token: u\n  appid: wxheping0000m001\n",
+                            encoding="utf-8")
+        settings = Settings.from_env({"WECHAT_APPID": "wxmenu0000000001", "WECHAT_SECRET": "menu-secret",
+                                      "WECHAT_API_BASE": "http://127.0.0.1:9", "HG_VAR_DIR": str(tmp_path),
+                                      "HG_WECHAT_ACCOUNTS": str(accounts)}, env_file=tmp_path / ".env")
+        assert await push_menu(settings, MENU_FILE, "jinxiu") == 0
+        assert own.errcodes() == [0, 0] and len(own.menus) == 1  # the shared account's API was never called
+        assert "wxjinxiu00000m001" in capsys.readouterr().out
+        assert await push_menu(settings, MENU_FILE, "heping") == 2  # no secret: nothing can be pushed
+        assert await push_menu(settings, MENU_FILE, "nosuch") == 2
+        assert capsys.readouterr().err.count("has no account with a secret") == 2
+
+
+def test_a_malformed_accounts_file_stops_the_channel_at_start_up(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.wechat.accounts import AccountsError
+
+    accounts = tmp_path / "wechat_accounts.yml"
+    accounts.write_text("jinxiu:\n  appid: wx1\n", encoding="utf-8")
+    monkeypatch.setenv("HG_WECHAT_ACCOUNTS", str(accounts))
+    with pytest.raises(AccountsError, match="jinxiu: token is required"):
+        WeChatInput.from_credentials({"token": "t", "appid": "wx0"})
