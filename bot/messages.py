@@ -283,10 +283,18 @@ SYSTEM_BUSY = "系统繁忙，请稍后再试。您刚才这句还没有办理�
 TURN_FAILED = "抱歉，系统刚才出了点问题，您的消息没有处理完。请稍后再发一次，或回复“转人工”。"
 
 # WeChat Official Account channel.
-WECHAT_WELCOME = ("感谢关注！我是红星社区的“红管家”小助手 🏠\n"
+# {community_name}: the community whose account it is (the shared account's: the deployment's first community).
+WECHAT_WELCOME = ("感谢关注！我是{community_name}的“红管家”小助手 🏠\n"
                   "我可以帮您：报修漏水、设施报修、查义诊、报名志愿者、查工单进度、生活帮办、提意见建议；"
                   "需要找工作人员时说“转人工”就行。\n"
                   "直接发文字或语音告诉我，也可以点下方菜单。")
+
+
+def wechat_welcome(community_name: str) -> str:
+    """The reply to a new follower, naming the community."""
+    return WECHAT_WELCOME.format(community_name=community_name)
+
+
 WECHAT_VOICE_UNRECOGNISED = "抱歉，这条语音我没听清。麻烦您打字告诉我，比如“家里漏水了”“最近有义诊吗”。"
 WECHAT_IMAGE_PENDING = ("收到您的照片，已先为您保存。您现在还没有办理中的工单，接下来登记工单时会把照片一并附上。"
                         "请告诉我是什么问题，比如“1号楼消防柜玻璃碎了”。")

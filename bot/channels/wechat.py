@@ -48,7 +48,7 @@ from sqlalchemy.orm import sessionmaker
 from bot import messages
 from bot.channels.webchat import WebChat
 from bot.config import Settings
-from bot.services import announcements, attachments, deliveries, ratings, residents
+from bot.services import announcements, attachments, community, deliveries, ratings, residents
 from bot.services.lifecycle import Context
 from bot.store.db import make_engine, make_session_factory, unit_of_work
 from bot.store.models import Community
@@ -252,11 +252,24 @@ class WeChatInput(InputChannel):
             return await self._attach(route, openid)
         if isinstance(route, inbound.Subscribed):
             await self._note(residents.record_subscribe, openid)
-            return route.welcome
+            return messages.wechat_welcome(await self._community_name(endpoint))
         if isinstance(route, inbound.Unsubscribed):
             await self._note(residents.record_unsubscribe, openid)
             logger.info("WeChat resident %s unfollowed the account", openid)
         return ""
+
+    async def _community_name(self, endpoint: _Endpoint) -> str:
+        """The name of the account's community (the shared account's: the deployment's first), for the welcome."""
+        def read() -> Optional[str]:
+            with unit_of_work(self._session_factory()) as session:
+                row = session.get(Community, endpoint.community or community.home_community(session, None))
+                return row.name if row is not None else None
+
+        try:
+            return await asyncio.to_thread(read) or "社区"
+        except SQLAlchemyError:
+            logger.exception("community name for the welcome not read")
+            return "社区"
 
     async def _note(self, record: Callable[[sessionmaker, str], None], openid: str) -> None:
         """Record a follow/unfollow or a message's arrival; a database failure is logged, the resident still answered."""

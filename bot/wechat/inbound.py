@@ -73,9 +73,7 @@ class AttachImage:
 
 @dataclass(frozen=True)
 class Subscribed:
-    """The resident followed the account: note it and welcome them."""
-
-    welcome: str = messages.WECHAT_WELCOME
+    """The resident followed the account: note it and welcome them (messages.wechat_welcome, naming the community)."""
 
 
 @dataclass(frozen=True)

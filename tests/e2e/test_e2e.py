@@ -79,6 +79,14 @@ def _release(stack: Stack, sender_id: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
+def test_the_running_assistant_names_the_residents_community_from_the_database(stack: Stack) -> None:
+    """endpoints.yml's response generator (bot/nlg.py) fills the community's name, phone and hours in."""
+    greeting = _text(stack.say("e2e-community", "你好"))
+    assert "我是红星社区的" in greeting and "{" not in greeting, greeting
+    hours = _text(stack.say("e2e-community", "社区办公时间是几点到几点"))
+    assert "红星社区办公时间：周一至周五 8:30-17:30" in hours and "022-23456789" in hours and "{" not in hours, hours
+
+
 def test_handoff_silences_the_assistant_until_released(stack: Stack) -> None:
     assert "值班" in _text(stack.say("e2e-handoff", "我要找真人，转人工"))
     assert stack.say("e2e-handoff", "你好？有人吗") == []

@@ -267,3 +267,76 @@ def test_admin_pages_show_and_edit_only_their_own_community(factory) -> None:
                                                       "end": "11:00", "place": "蓝星社区活动室"})
     with unit_of_work(factory) as session:
         assert session.get(ClinicEvent, added["id"]).community_key == "lanxing"
+
+
+async def test_responses_name_the_residents_own_community_its_phone_and_hours(factory: sessionmaker) -> None:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.nlg import CommunityNLG, OfficeTexts
+    from bot.services import residents
+    from bot.services.community import shipped_office_texts
+
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    clock = {"now": 0.0}
+    texts = OfficeTexts(lambda: factory, lambda: shipped_office_texts(PROJECT_ROOT / "data" / "community"),
+                        clock=lambda: clock["now"])
+    nlg = CommunityNLG(domain=domain, texts=texts)
+    with unit_of_work(factory) as session:
+        residents.remember(session, "rest:lx-resident", address=Address("蓝湾花园", 2, 1, 101))
+
+    async def say(action: str, sender: str) -> str:
+        response = await nlg.generate(action, DialogueStateTracker(sender, domain.slots), "rest")
+        return response["text"]
+
+    assert "我是蓝星社区的" in await say("utter_greet", "rest:lx-resident")
+    assert "我是红星社区的" in await say("utter_greet", "rest:newcomer")  # no address yet: the first community
+    hours = await say("utter_faq/office_hours", "rest:lx-resident")
+    # 蓝星社区 gives its own phone and no hours: the first community's office hours stand in
+    assert hours.startswith("蓝星社区办公时间：周一至周五 8:30-17:30") and "022-23450000" in hours
+    assert "022-23456789" in await say("utter_faq/office_hours", "rest:newcomer")
+    placeholders = ("{community_name}", "{office_phone}", "{office_hours}")
+    named = [name for name, variants in domain.responses.items()
+             if any(p in (v.get("text") or "") for v in variants for p in placeholders)]
+    assert len(named) >= 5, named
+    for name in named:
+        text = await say(name, "rest:lx-resident")
+        assert not any(p in text for p in placeholders) and "红星社区" not in text, (name, text)
+
+    # a resident who gives an address in the other community is named by it once the kept answer is stale
+    with unit_of_work(factory) as session:
+        residents.remember(session, "rest:newcomer", address=Address("蓝湾花园", 3, 1, 101))
+    assert "我是红星社区的" in await say("utter_greet", "rest:newcomer")
+    clock["now"] += 61
+    assert "我是蓝星社区的" in await say("utter_greet", "rest:newcomer")
+
+
+async def test_without_a_readable_database_the_community_files_texts_are_used(tmp_path: Path) -> None:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.nlg import CommunityNLG, OfficeTexts
+    from bot.services.community import shipped_office_texts
+
+    broken = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'never-migrated.db'}"))
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    nlg = CommunityNLG(domain=domain, texts=OfficeTexts(
+        lambda: broken, lambda: shipped_office_texts(PROJECT_ROOT / "data" / "community")))
+    response = await nlg.generate("utter_faq/office_hours", DialogueStateTracker("rest:x", domain.slots), "rest")
+    assert response["text"].startswith("红星社区办公时间：周一至周五 8:30-17:30") and "022-23456789" in response["text"]
+
+
+def test_rasa_builds_the_community_response_generator_from_endpoints_yml(monkeypatch: pytest.MonkeyPatch,
+                                                                         tmp_path: Path) -> None:
+    from rasa.core.nlg import NaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+    from rasa.utils.endpoints import read_endpoint_config
+
+    from bot.nlg import CommunityNLG
+
+    for name in ("HG_ACTION_ENDPOINT_URL", "HG_TRACKER_DIALECT", "HG_TRACKER_URL", "HG_TRACKER_DB"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("HG_VAR_DIR", str(tmp_path))
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    nlg = NaturalLanguageGenerator.create(read_endpoint_config(str(PROJECT_ROOT / "endpoints.yml"), "nlg"), domain)
+    assert type(nlg) is CommunityNLG and nlg.responses == domain.responses

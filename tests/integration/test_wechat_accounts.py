@@ -10,6 +10,7 @@ from typing import AsyncIterator, Dict, Optional
 
 import pytest
 
+from bot import messages
 from bot.channels.wechat import WeChatInput
 from bot.config import Settings
 from bot.devtools.fake_wechat import FakeWeChat, FakeWeChatServer, running_fake_wechat
@@ -198,3 +199,14 @@ async def test_ticket_updates_reach_each_resident_through_the_account_they_write
         (OPENID_B, "您的工单已受理（锦绣）")]
     assert [(c.payload["touser"], c.payload["text"]["content"]) for c in fakes["shared"].fake.messages] == [
         (OPENID, "您的工单已受理（共用）")]
+
+
+async def test_a_new_follower_of_a_communitys_account_is_welcomed_by_that_community(served: ServedChannel) -> None:
+    xml = message_xml("event", OPENID_B, to_user=ACCOUNT_B, Event="subscribe")
+    query, body = envelope(xml, "safe", signed_query(TOKEN_B), box=BOX_B, token=TOKEN_B, to_user=ACCOUNT_B)
+    async with served.http.post(served.url + "/jinxiu", params=query, data=body) as resp:
+        assert resp.status == 200
+        fields = open_reply(await resp.text(), query, box=BOX_B, token=TOKEN_B)
+    assert fields["Content"] == messages.wechat_welcome("锦绣社区")
+    shared = await served.reply_to(message_xml("event", Event="subscribe"))
+    assert shared == messages.wechat_welcome("社区")  # the shared account: the (empty) deployment's first community

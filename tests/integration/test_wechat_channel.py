@@ -145,7 +145,7 @@ async def test_location_is_offered_as_an_address_hint(served: ServedChannel) -> 
 
 async def test_subscribe_gets_a_welcome_saying_what_the_assistant_can_do(served: ServedChannel) -> None:
     reply = await served.reply_to(event_xml("subscribe", EventKey="qrscene_123"))
-    assert reply == messages.WECHAT_WELCOME
+    assert reply == messages.wechat_welcome("社区")  # the empty database's default community
     assert "报修" in reply and "义诊" in reply and "转人工" in reply
 
 
