@@ -210,3 +210,4 @@ async def test_a_new_follower_of_a_communitys_account_is_welcomed_by_that_commun
     assert fields["Content"] == messages.wechat_welcome("锦绣社区")
     shared = await served.reply_to(message_xml("event", Event="subscribe"))
     assert shared == messages.wechat_welcome("社区")  # the shared account: the (empty) deployment's first community
+
