@@ -66,7 +66,7 @@ def _snapshot(row: Any, names: Sequence[str]) -> Dict[str, Any]:
     return {n: getattr(row, n) for n in names}
 
 
-def _clean_staff(session: Session, changes: Dict[str, Any], me: StaffActor) -> Dict[str, Any]:
+def _clean_staff(session: Session, changes: Dict[str, Any], me: StaffActor, staff: Staff) -> Dict[str, Any]:
     clean: Dict[str, Any] = {}
     for name, value in changes.items():
         if name not in STAFF_FIELDS:
@@ -88,7 +88,8 @@ def _clean_staff(session: Session, changes: Dict[str, Any], me: StaffActor) -> D
         elif name in ("on_duty", "active"):
             value = bool(value)
         elif name == "estates":
-            known = {e for (e,) in of_community(session.query(Estate.name), Estate.community_key, me)}
+            # the staff member's own community's estates (a street-office editor sees every community's)
+            known = {e for (e,) in session.query(Estate.name).filter(Estate.community_key == staff.community_key)}
             value = sorted({str(v) for v in value or []})
             if any(v not in known for v in value):
                 raise InvalidInput("unknown estate", field="estates")
@@ -105,7 +106,7 @@ def update_staff(factory: sessionmaker, actor_key: str, key: str, now: Optional[
         staff = _mine(session, me, Staff, key=key)
         if staff is None:
             raise NotFound("no such staff member", staff=key)
-        clean = _clean_staff(session, changes, me)
+        clean = _clean_staff(session, changes, me, staff)
         if key == actor and clean.get("active") is False:
             raise InvalidInput("you cannot deactivate your own account", field="active")
         before = _snapshot(staff, STAFF_FIELDS)

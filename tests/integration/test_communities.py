@@ -243,6 +243,9 @@ def test_admin_pages_show_and_edit_only_their_own_community(factory) -> None:
         community_edits.update_staff(factory, "lx-admin", "lx-secretary", role=lc.STREET)
     with pytest.raises(InvalidInput):
         community_edits.add_building(factory, "street", "蓝湾花园", 9, "grid-1")  # a grid of the other community
+    with pytest.raises(InvalidInput):  # nor a property manager to another community's estate
+        community_edits.update_staff(factory, "street", "lx-pm", estates=["蓝湾花园", "吉利花园"])
+    assert community_edits.update_staff(factory, "street", "lx-pm", estates=["蓝湾花园"])["estates"] == ["蓝湾花园"]
     community_edits.update_staff(factory, "lx-admin", "lx-duty", on_duty=False)
     assert [e.actor for e in community_edits.history(factory, "lx-admin")] == ["lx-admin"]
     assert community_edits.history(factory, "admin") == []
