@@ -258,13 +258,10 @@ def resident_community(session: Session, sender_id: str) -> str:
     return home_community(session, row[0] if row else None)
 
 
-# What resident-facing texts say about the community (domain.yml responses use them as {community_name} …).
-OFFICE_FIELDS = ("community_name", "office_phone", "office_hours")
-
-
 def office_texts(session: Session) -> Dict[str, Dict[str, str]]:
-    """Each community's name, office phone and hours by key, for the responses; a community that leaves out its
-    phone or hours gets the deployment's first community's (its office serves the street then)."""
+    """Each community's name, office phone and hours by key, for the responses (domain.yml's {community_name},
+    {office_phone}, {office_hours}; bot/nlg.py); a community that leaves out its phone or hours gets the
+    deployment's first community's (its office serves the street then)."""
     rows = session.query(Community).order_by(Community.key).all()
     first_key = home_community(session, None)
     first = next((r for r in rows if r.key == first_key), None)
@@ -280,7 +277,7 @@ def office_texts(session: Session) -> Dict[str, Dict[str, str]]:
 
 def shipped_office_texts(folder: Path) -> Dict[str, str]:
     """The same texts from the community file itself (when the database cannot be read)."""
-    info = (read_community(folder).get("community") or {})
+    info = read_community(folder).get("community") or {}
     return {"community_name": str(info.get("name") or "社区"), "office_phone": str(info.get("office_phone") or ""),
             "office_hours": str(info.get("office_hours") or "")}
 
