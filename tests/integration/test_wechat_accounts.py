@@ -46,7 +46,7 @@ AES_B = "UXDdCeGRRgYircM8GK5NDs+bYenqurowlazg4tjOODI"
 ACCOUNT_B = "gh_jinxiu000001"
 OPENID_B = "oJinxiu-resident-0001"
 BOX_B = crypto(TOKEN_B, AES_B, APPID_B)
-PASSIVE = 0.5
+PASSIVE = 1.0
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from tests.wechat_kit import (
     text_xml,
 )
 
-PASSIVE = 0.5  # the tests' passive budget; the stub's slow turn takes 1.5 s
+PASSIVE = 1.0  # the tests' passive budget (0.5 s was missed now and then on a busy CI machine); the slow turn takes 1.5 s
 
 
 @pytest.fixture
