@@ -70,6 +70,10 @@ NewMessageHandler = Callable[[UserMessage], Awaitable[Any]]
 CREDENTIAL_KEYS = ("token", "appid", "secret", "aes_key", "api_base", "redis_url", "passive_seconds")
 NOT_CONFIGURED = "WeChat channel not configured: set WECHAT_TOKEN (and WECHAT_APPID, WECHAT_SECRET, WECHAT_AES_KEY)"
 DRAIN_SECONDS = 10.0
+# How often the own accounts' communities are looked up again: a community loaded (or its wechat_account corrected)
+# after start-up is served within that time, and one that now names another appid is refused, without
+# a restart.
+RECHECK_SECONDS = 10.0
 
 
 class BodyTooLarge(Exception):
@@ -121,6 +125,9 @@ class WeChatInput(InputChannel):
         self._ctx: Optional[Context] = None  # deadlines and console links for ratings that reopen a ticket
         self._background: Set["asyncio.Task[None]"] = set()  # arrival notes still being written
         self._opening = asyncio.Lock()
+        self.recheck_seconds = RECHECK_SECONDS
+        self._checked_at: Optional[float] = None  # monotonic time of the last communities check
+        self._rechecking = asyncio.Lock()
 
     @classmethod
     def name(cls) -> Text:
@@ -221,6 +228,8 @@ class WeChatInput(InputChannel):
         except SafeModeUnavailable as exc:
             return _refuse(request, 503, exc)
         await self._open()
+        if endpoint.community is not None:
+            await self._recheck()
         if endpoint.unavailable:
             logger.error("WeChat push for community %s refused: %s", endpoint.community, endpoint.unavailable)
             return response.text(endpoint.unavailable, status=503)
@@ -354,12 +363,26 @@ class WeChatInput(InputChannel):
                 if self._resources is None:
                     self._session_factory()  # the engine connects lazily; creating it here keeps it off the hot path
                     if self._own:
+                        self._checked_at = self._monotonic()
                         await asyncio.to_thread(self._check_communities)
                     resources = await WeChatResources.open(self.config, [e.config for e in self._own.values()])
                     for endpoint in (self._shared, *self._own.values()):
                         endpoint.responder = Responder(resources.dedupe, functools.partial(self._deliver, endpoint),
                                                        clock=self._monotonic)
                     self._resources = resources
+
+    async def _recheck(self) -> None:
+        """Look the own accounts' communities up again, at most once every `recheck_seconds`: one query serves all
+        the pushes in between."""
+        def due() -> bool:
+            return self._checked_at is None or self._monotonic() - self._checked_at >= self.recheck_seconds
+
+        if not due():
+            return
+        async with self._rechecking:
+            if due():
+                self._checked_at = self._monotonic()
+                await asyncio.to_thread(self._check_communities)
 
     def _check_communities(self) -> None:
         """An account of a community that is not loaded cannot place its residents: its pushes get 503 with why."""
@@ -374,7 +397,7 @@ class WeChatInput(InputChannel):
             stated = loaded.get(key)
             if key not in loaded:
                 endpoint.unavailable = f"community {key!r} has an Official Account but is not loaded " \
-                                       "(python -m bot community load, then restart)"
+                                       "(python -m bot community load)"
             elif stated and stated != endpoint.config.appid:
                 endpoint.unavailable = f"community {key!r} names the account {stated} (wechat_account), the accounts " \
                                        f"file {endpoint.config.appid}"

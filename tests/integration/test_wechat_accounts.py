@@ -151,6 +151,36 @@ async def test_an_account_of_a_community_that_is_not_loaded_answers_503_with_why
         assert server.assistant.turns == []
 
 
+async def test_a_community_loaded_after_start_up_is_served_without_a_restart(
+        fakes: Dict[str, FakeWeChatServer], sqlite_url: str) -> None:
+    channel = _channel(fakes, sqlite_url, community="jinxiu")
+    async with serve_channel(channel, StubAssistant()) as server:
+        assert (await _push_own(server, "你好"))[0] == 503
+        _load_jinxiu(sqlite_url)
+        # within the recheck interval the refusal stands (one lookup serves all the pushes in between) …
+        assert (await _push_own(server, "你好"))[0] == 503
+        # … after it, the community is looked up again and its resident is answered
+        channel.recheck_seconds = 0.0
+        status, body, query = await _push_own(server, "你好")
+        assert status == 200, body
+        assert open_reply(body, query, box=BOX_B, token=TOKEN_B)["Content"] == "您说：你好\n\n还有什么可以帮您？"
+        assert len(server.assistant.turns) == 1
+
+
+async def test_a_communitys_account_corrected_to_another_appid_is_refused_from_the_next_check(
+        fakes: Dict[str, FakeWeChatServer], sqlite_url: str) -> None:
+    _load_jinxiu(sqlite_url)
+    channel = _channel(fakes, sqlite_url)
+    channel.recheck_seconds = 0.0
+    async with serve_channel(channel, StubAssistant()) as server:
+        assert (await _push_own(server, "你好"))[0] == 200
+        with unit_of_work(make_session_factory(make_engine(sqlite_url))) as session:
+            session.query(Community).filter_by(key="jinxiu").one().wechat_account = "wxsomeoneelse0001"
+        status, body, _query = await _push_own(server, "你好")
+        assert status == 503 and "wxsomeoneelse0001" in body
+        assert len(server.assistant.turns) == 1
+
+
 async def test_an_account_other_than_the_one_the_community_names_answers_503(
         fakes: Dict[str, FakeWeChatServer], sqlite_url: str) -> None:
     _load_jinxiu(sqlite_url, wechat_account="wxsomeoneelse0001")
