@@ -1,10 +1,11 @@
 """The Rasa server's responses, naming the resident's own community (issue 10).
 
 endpoints.yml names it (`nlg: type: bot.nlg.CommunityNLG`). It is Rasa's response generator (the domain's
-responses, slots filled in) with three more values for every response: `{community_name}`, `{office_phone}` and
-`{office_hours}` of the community that serves the resident (bot/services/community.py `resident_community`: their
-estate's, or the one whose Official Account they write to, or the deployment's first). So a resident of 蓝星社区
-is greeted by 蓝星社区's assistant and given 蓝星社区's office hours, from one domain.yml.
+responses, slots filled in) with four more values for every response: `{community_name}`, `{office_phone}`,
+`{office_hours}` and `{property_contacts}` (its estates' property phones) of the community that serves the
+resident (bot/services/community.py `resident_community`: their estate's, or the one whose Official Account they
+write to, or the deployment's first). So a resident of 蓝星社区 is greeted by 蓝星社区's assistant and given
+蓝星社区's office hours and property phones, from one domain.yml.
 
 The communities change only when `community load` runs, so their texts are kept for `TTL` seconds; which
 community a resident belongs to is looked up (one indexed query, in a thread) and kept for `TTL` seconds too.
@@ -61,7 +62,7 @@ class OfficeTexts:
         return texts.get(kept[1])
 
     def for_sender(self, sender_id: str) -> Dict[str, str]:
-        """{community_name, office_phone, office_hours} of the community serving `sender_id`."""
+        """{community_name, office_phone, office_hours, property_contacts} of the community serving `sender_id`."""
         now = self._clock()
         try:
             at, texts = self._communities

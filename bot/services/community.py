@@ -51,6 +51,10 @@ def read_community_file(path: Path) -> Dict[str, Any]:
     if not COMMUNITY_KEY.match(key):
         raise InvalidInput(f"{path}: community key {key!r} must be lower-case letters, digits and '-'",
                            field="community.key")
+    try:
+        _property_contacts(info)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc}", field="community.property_contacts") from None
     return data
 
 
@@ -117,6 +121,7 @@ def load_community(session: Session, data: Dict[str, Any], today: dt.date) -> Di
     row.office_phone = str(info.get("office_phone") or "") or None
     row.office_hours = str(info.get("office_hours") or "") or None
     row.wechat_account = str(info.get("wechat_account") or "") or None
+    row.property_contacts = _property_contacts(info) or None
     session.flush()
     groups = {
         g["key"]: _upsert(session, ChatGroup, ck, "key", g["key"], name=g["name"], kind=g["kind"],
@@ -258,6 +263,27 @@ def resident_community(session: Session, sender_id: str) -> str:
     return home_community(session, row[0] if row else None)
 
 
+def _property_contacts(info: Dict[str, Any]) -> List[str]:
+    """The `property_contacts` lines of a community file's `community` section (a list of non-empty texts)."""
+    lines = info.get("property_contacts")
+    if lines is None:
+        return []
+    if not isinstance(lines, list) or not all(isinstance(line, str) and line.strip() for line in lines):
+        raise InvalidInput("'community.property_contacts' must be a list of texts, one line per estate",
+                           field="community.property_contacts")
+    return [line.strip() for line in lines]
+
+
+def property_answer(name: str, office_phone: str, lines: Optional[Sequence[str]]) -> str:
+    """The property-phone answer's first part ({property_contacts}): the community's own lines, or — for a
+    community whose file gives none — its office, never another community's property phones."""
+    if lines:
+        return "各小区物业联系方式：\n" + "\n".join(f"· {line}" for line in lines)
+    if office_phone:
+        return f"您所在小区的物业联系方式，可以打{name}办公室电话 {office_phone} 询问。"
+    return f"您所在小区的物业联系方式，可以到{name}办公室询问。"
+
+
 def office_texts(session: Session) -> Dict[str, Dict[str, str]]:
     """Each community's name, office phone and hours by key, for the responses (domain.yml's {community_name},
     {office_phone}, {office_hours}; bot/nlg.py); a community that leaves out its phone or hours gets the
@@ -267,10 +293,12 @@ def office_texts(session: Session) -> Dict[str, Dict[str, str]]:
     first = next((r for r in rows if r.key == first_key), None)
     texts: Dict[str, Dict[str, str]] = {}
     for row in rows:
+        phone = row.office_phone or (first.office_phone if first else None) or ""
         texts[row.key] = {
             "community_name": row.name,
-            "office_phone": row.office_phone or (first.office_phone if first else None) or "",
+            "office_phone": phone,
             "office_hours": row.office_hours or (first.office_hours if first else None) or "",
+            "property_contacts": property_answer(row.name, phone, row.property_contacts),
         }
     return texts
 
@@ -278,8 +306,9 @@ def office_texts(session: Session) -> Dict[str, Dict[str, str]]:
 def shipped_office_texts(folder: Path) -> Dict[str, str]:
     """The same texts from the community file itself (when the database cannot be read)."""
     info = read_community(folder).get("community") or {}
-    return {"community_name": str(info.get("name") or "社区"), "office_phone": str(info.get("office_phone") or ""),
-            "office_hours": str(info.get("office_hours") or "")}
+    name, phone = str(info.get("name") or "社区"), str(info.get("office_phone") or "")
+    return {"community_name": name, "office_phone": phone, "office_hours": str(info.get("office_hours") or ""),
+            "property_contacts": property_answer(name, phone, _property_contacts(info))}
 
 
 def building_for(session: Session, community: str, number: int) -> Building | None:

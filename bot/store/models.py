@@ -55,6 +55,8 @@ class Community(Base):
     name = Column(String(64), nullable=False)
     office_phone = Column(String(32), nullable=True)
     office_hours = Column(String(128), nullable=True)
+    # Lines of the property-phone answer (one per estate: who to call, where, when); None: ask the office.
+    property_contacts = Column(JSON, nullable=True)
     # The appid of its own Official Account, if it has one (credentials in HG_WECHAT_ACCOUNTS, bot/wechat/accounts.py;
     # checked against that file); None: residents reach it through the shared account.
     wechat_account = Column(String(32), nullable=True)

@@ -81,11 +81,14 @@ def _release(stack: Stack, sender_id: str) -> subprocess.CompletedProcess:
 
 
 def test_the_running_assistant_names_the_residents_community_from_the_database(stack: Stack) -> None:
-    """endpoints.yml's response generator (bot/nlg.py) fills the community's name, phone and hours in."""
+    """endpoints.yml's response generator (bot/nlg.py) fills the community's name, phone, hours and property
+    contacts in."""
     greeting = _text(stack.say("e2e-community", "你好"))
     assert "我是红星社区的" in greeting and "{" not in greeting, greeting
     hours = _text(stack.say("e2e-community", "社区办公时间是几点到几点"))
     assert "红星社区办公时间：周一至周五 8:30-17:30" in hours and "022-23456789" in hours and "{" not in hours, hours
+    phones = _text(stack.say("e2e-community", "物业电话多少"))
+    assert "吉利花园物业服务中心：022-23451188" in phones and "{" not in phones, phones
 
 
 def test_handoff_silences_the_assistant_until_released(stack: Stack) -> None:

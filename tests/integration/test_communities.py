@@ -298,7 +298,7 @@ async def test_responses_name_the_residents_own_community_its_phone_and_hours(fa
     # 蓝星社区 gives its own phone and no hours: the first community's office hours stand in
     assert hours.startswith("蓝星社区办公时间：周一至周五 8:30-17:30") and "022-23450000" in hours
     assert "022-23456789" in await say("utter_faq/office_hours", "rest:newcomer")
-    placeholders = ("{community_name}", "{office_phone}", "{office_hours}")
+    placeholders = ("{community_name}", "{office_phone}", "{office_hours}", "{property_contacts}")
     named = [name for name, variants in domain.responses.items()
              if any(p in (v.get("text") or "") for v in variants for p in placeholders)]
     assert len(named) >= 5, named
@@ -312,6 +312,51 @@ async def test_responses_name_the_residents_own_community_its_phone_and_hours(fa
     assert "我是红星社区的" in await say("utter_greet", "rest:newcomer")
     clock["now"] += 61
     assert "我是蓝星社区的" in await say("utter_greet", "rest:newcomer")
+
+
+async def test_the_property_phone_answer_gives_the_residents_own_communitys_contacts_only(
+        factory: sessionmaker, tmp_path: Path) -> None:
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.nlg import CommunityNLG, OfficeTexts
+    from bot.services import residents
+    from bot.services.community import shipped_office_texts
+
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    nlg = CommunityNLG(domain=domain, texts=OfficeTexts(
+        lambda: factory, lambda: shipped_office_texts(PROJECT_ROOT / "data" / "community")))
+    with unit_of_work(factory) as session:
+        residents.remember(session, "rest:lx-resident", address=Address("蓝湾花园", 2, 1, 101))
+
+    async def ask(sender: str) -> str:
+        response = await nlg.generate("utter_faq/property_phone", DialogueStateTracker(sender, domain.slots), "rest")
+        return response["text"]
+
+    demo = await ask("rest:newcomer")
+    assert demo.startswith("各小区物业联系方式：\n· 吉利花园物业服务中心：022-23451188") and "和顺里" in demo
+    # 蓝星社区's file gives no property contacts: its office, never 红星社区's estates
+    lanxing = await ask("rest:lx-resident")
+    assert "022-23450000" in lanxing and "蓝星社区办公室" in lanxing
+    assert not any(word in lanxing for word in ("吉利花园", "金穗园", "和顺里", "022-2345118"))
+
+    # once its file names its estate's property office, that is the answer (after the texts are fresh again)
+    second = {**LANXING, "community": {**LANXING["community"],
+                                       "property_contacts": ["蓝湾花园物业服务中心：022-23450099（南门，每天 8:00-18:00）"]}}
+    (tmp_path / "again").mkdir()
+    _load(factory, _folder(tmp_path / "again", second))
+    fresh = CommunityNLG(domain=domain, texts=OfficeTexts(lambda: factory, lambda: {}))
+    response = await fresh.generate("utter_faq/property_phone", DialogueStateTracker("rest:lx-resident", domain.slots),
+                                    "rest")
+    assert response["text"].startswith("各小区物业联系方式：\n· 蓝湾花园物业服务中心：022-23450099")
+    assert "吉利花园" not in response["text"]
+
+
+@pytest.mark.parametrize("contacts", ["吉利花园物业：022-1", [""], [{"phone": "022-1"}], ["ok", 3]])
+def test_property_contacts_that_are_not_a_list_of_lines_are_refused_at_load(tmp_path: Path, contacts) -> None:
+    second = {**LANXING, "community": {**LANXING["community"], "property_contacts": contacts}}
+    with pytest.raises(InvalidInput, match="property_contacts"):
+        read_communities(_folder(tmp_path, second))
 
 
 async def test_without_a_readable_database_the_community_files_texts_are_used(tmp_path: Path) -> None:
