@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,10 +34,7 @@ class Profile:
 def remember(session: Session, sender_id: str, *, name: Optional[str] = None, phone: Optional[str] = None,
              address: Optional[Address] = None) -> Resident:
     """Create or update the resident's profile with whatever is given (inside the caller's transaction)."""
-    resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
-    if resident is None:
-        resident = Resident(sender_id=sender_id)
-        session.add(resident)
+    resident = _row(session, sender_id)
     if name:
         resident.name = name[:64]
     if phone:
@@ -49,6 +48,27 @@ def remember(session: Session, sender_id: str, *, name: Optional[str] = None, ph
     resident.updated_at = utcnow()
     session.flush()
     return resident
+
+
+def _row(session: Session, sender_id: str) -> Resident:
+    """The resident's row, created if missing without ever failing the caller's transaction: when another process
+    creates it at the same moment (the WeChat channel notes a first message while its turn opens a ticket), the
+    insert waits for that one and does nothing, and the row it made is updated instead."""
+    resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
+    if resident is not None:
+        return resident
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS:  # another database: a plain insert (a concurrent first insert fails the caller)
+        resident = Resident(sender_id=sender_id)
+        session.add(resident)
+        return resident
+    now = utcnow()
+    session.execute(_INSERTS[dialect](Resident).values(sender_id=sender_id, created_at=now, updated_at=now)
+                    .on_conflict_do_nothing(index_elements=["sender_id"]))
+    return session.query(Resident).filter_by(sender_id=sender_id).one()
+
+
+_INSERTS = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 def note_vulnerability(resident: Resident, kinds: Sequence[str]) -> None:
