@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.address import Address
@@ -91,11 +90,8 @@ def profile(factory: sessionmaker, sender_id: str) -> Optional[Profile]:
 def record_unsubscribe(factory: sessionmaker, sender_id: str, now: Optional[dt.datetime] = None) -> None:
     """Note that the resident unfollowed the Official Account (nothing can reach them until they follow again)."""
     at = now or utcnow()
-
-    def note(session: Session) -> None:
+    with unit_of_work(factory) as session:
         remember(session, sender_id).unsubscribed_at = at
-
-    _once_more_if_created_meanwhile(factory, note)
 
 
 def record_subscribe(factory: sessionmaker, sender_id: str) -> None:
@@ -121,29 +117,12 @@ def record_inbound(factory: sessionmaker, sender_id: str, now: Optional[dt.datet
     community's until they give an estate, and later messages to them go out through that account; None is the
     shared account."""
     now = now or utcnow()
-
-    def note(session: Session) -> None:
-        resident = session.query(Resident).filter_by(sender_id=sender_id).one_or_none()
-        if resident is None:
-            resident = Resident(sender_id=sender_id)
-            session.add(resident)
+    with unit_of_work(factory) as session:
+        resident = _row(session, sender_id)  # a first message and its retry may arrive together
         resident.last_inbound_at = now
         resident.wechat_appid = appid if community_key else None
         if community_key and resident.building is None:  # an estate, once given, decides (see `remember`)
             resident.community_key = community_key
-
-    _once_more_if_created_meanwhile(factory, note)
-
-
-def _once_more_if_created_meanwhile(factory: sessionmaker, change: Callable[[Session], None]) -> None:
-    """Run `change` in a unit of work; if another process or thread created the resident's row first (a first
-    message and its retry arrive together), run it again: the row is there now and is updated instead."""
-    try:
-        with unit_of_work(factory) as session:
-            change(session)
-    except IntegrityError:
-        with unit_of_work(factory) as session:
-            change(session)
 
 
 def clear_vulnerability(factory: sessionmaker, staff_key: str, number: str, note: str,
