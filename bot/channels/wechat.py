@@ -363,8 +363,7 @@ class WeChatInput(InputChannel):
                 if self._resources is None:
                     self._session_factory()  # the engine connects lazily; creating it here keeps it off the hot path
                     if self._own:
-                        self._checked_at = self._monotonic()
-                        await asyncio.to_thread(self._check_communities)
+                        await self._recheck()  # never checked yet: due
                     resources = await WeChatResources.open(self.config, [e.config for e in self._own.values()])
                     for endpoint in (self._shared, *self._own.values()):
                         endpoint.responder = Responder(resources.dedupe, functools.partial(self._deliver, endpoint),
