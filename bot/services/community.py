@@ -285,9 +285,9 @@ def property_answer(name: str, office_phone: str, lines: Optional[Sequence[str]]
 
 
 def office_texts(session: Session) -> Dict[str, Dict[str, str]]:
-    """Each community's name, office phone and hours by key, for the responses (domain.yml's {community_name},
-    {office_phone}, {office_hours}; bot/nlg.py); a community that leaves out its phone or hours gets the
-    deployment's first community's (its office serves the street then)."""
+    """Each community's name, office phone, hours and property contacts by key, for the responses (domain.yml's
+    {community_name}, {office_phone}, {office_hours}, {property_contacts}; bot/nlg.py); a community that leaves out
+    its phone or hours gets the deployment's first community's (its office serves the street then)."""
     rows = session.query(Community).order_by(Community.key).all()
     first_key = home_community(session, None)
     first = next((r for r in rows if r.key == first_key), None)
