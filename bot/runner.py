@@ -35,12 +35,13 @@ def demo_wechat_env() -> Dict[str, str]:
     return {**demo_env(f"http://127.0.0.1:{FAKE_WECHAT_PORT}"), "HG_WEBCHAT": "1"}
 
 
-def fake_wechat_command(port: int) -> List[str]:
-    """The command that serves the fake WeChat API for the demo account on `port`."""
+def fake_wechat_command(port: int, appid: Optional[str] = None, secret: Optional[str] = None) -> List[str]:
+    """The command that serves the fake WeChat API on `port` for the account `appid` (the demo account's by
+    default)."""
     from bot.wechat.demo import DEMO_APPID, DEMO_SECRET
 
-    return [sys.executable, "-m", "bot.devtools.fake_wechat", "--port", str(port), "--appid", DEMO_APPID,
-            "--secret", DEMO_SECRET]
+    return [sys.executable, "-m", "bot.devtools.fake_wechat", "--port", str(port), "--appid", appid or DEMO_APPID,
+            "--secret", secret or DEMO_SECRET]
 
 
 def console_command(port: int) -> List[str]:
