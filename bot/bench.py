@@ -39,7 +39,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import aiohttp
 
@@ -302,6 +302,15 @@ class Outcome(NamedTuple):
 Send = Callable[[str, str], Awaitable[Outcome]]  # (sender, text) -> outcome
 
 
+class Route(NamedTuple):
+    """Where a resident writes and what they say: `send`, the `script` (addresses in their own estate) and the
+    `prefix` of their senders."""
+
+    send: Send
+    script: Sequence[str]
+    prefix: str
+
+
 @dataclass
 class Run:
     """Everything one load run recorded."""
@@ -333,20 +342,21 @@ class Budget:
         return True
 
 
-def script_text(step: int, number: int, conversation: int) -> str:
-    """Script line `step` as resident `number` says it in their `conversation`-th round (own address and phone)."""
-    return SCRIPT[step].format(building=1 + number % 6, unit=1 + number % 3, room=101 + (number % 6) * 100,
+def script_text(step: int, number: int, conversation: int, script: Sequence[str] = SCRIPT) -> str:
+    """Line `step` of `script` as resident `number` says it in their `conversation`-th round (own address and
+    phone)."""
+    return script[step].format(building=1 + number % 6, unit=1 + number % 3, room=101 + (number % 6) * 100,
                                tail=number * 1000 + conversation)
 
 
-async def resident(send: Send, number: int, budget: Budget, run: Run, interval: float, offset: float,
-                   prefix: str) -> None:
+async def resident(route: Route, number: int, budget: Budget, run: Run, interval: float, offset: float) -> None:
     """One simulated resident talking until the shared budget is used up.
 
     With `interval` > 0 the resident sends one message every `interval` seconds (waiting for each reply first,
     as a person would), starting after `offset` s; with 0 it sends the next message as soon as a reply arrives.
     Each round of the script is a new conversation (sender).
     """
+    send, script, prefix = route
     step = 0
     conversation = 0
     loop = asyncio.get_running_loop()
@@ -355,13 +365,13 @@ async def resident(send: Send, number: int, budget: Budget, run: Run, interval: 
         if interval:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             next_at += interval
-        position = step % len(SCRIPT)
+        position = step % len(script)
         if position == 0:
             conversation += 1
         sender = f"{prefix}-{number}-{conversation}"
         started = time.perf_counter()
         try:
-            outcome = await send(sender, script_text(position, number, conversation))
+            outcome = await send(sender, script_text(position, number, conversation, script))
             elapsed_ms = (time.perf_counter() - started) * 1000
             if run.channel == "wechat":
                 run.passive.append(bool(outcome.passive) and elapsed_ms <= PASSIVE_WITHIN_MS)
@@ -379,15 +389,19 @@ async def resident(send: Send, number: int, budget: Budget, run: Run, interval: 
         step += 1
 
 
-async def play(send: Send, channel: str, messages: int, concurrency: int, rate: float = 0.0,
-               prefix: str = "bench", duration: Optional[float] = None) -> Run:
+async def play(send: Optional[Send], channel: str, messages: int, concurrency: int, rate: float = 0.0,
+               prefix: str = "bench", duration: Optional[float] = None, routes: Sequence[Route] = ()) -> Run:
     """`messages` messages from `concurrency` residents, offering `rate` msg/s in all (0: as fast as replies come);
-    with `duration`, no new message after that many seconds."""
+    with `duration`, no new message after that many seconds. With `routes`, resident n talks through
+    routes[n % len(routes)] instead of `send`, `SCRIPT` and `prefix`."""
+    if not routes and send is None:
+        raise ValueError("play needs `send` or `routes`")
+    routes = list(routes) or [Route(send, SCRIPT, prefix)]  # type: ignore[arg-type]
     interval = concurrency / rate if rate else 0.0
     run = Run(channel=channel, concurrency=concurrency, offered=rate)
     started = time.perf_counter()
     budget = Budget(messages, until=started + duration if duration else None)
-    await asyncio.gather(*(resident(send, n, budget, run, interval, interval * n / concurrency, prefix)
+    await asyncio.gather(*(resident(routes[n % len(routes)], n, budget, run, interval, interval * n / concurrency)
                            for n in range(concurrency)))
     run.elapsed = time.perf_counter() - started
     return run
@@ -435,13 +449,19 @@ def rest_send(session: aiohttp.ClientSession, url: str) -> Send:
     return send
 
 
-def wechat_send(session: aiohttp.ClientSession, url: str) -> Send:
-    """Messages as WeChat pushes them (signed, AES-encrypted XML); the outcome says whether answered passively."""
+def wechat_send(session: aiohttp.ClientSession, url: str, account: Optional[Any] = None) -> Send:
+    """Messages as WeChat pushes them (signed, AES-encrypted XML) to the demo account, or to `account` (a
+    bot.wechat.accounts.Account: a community's own); the outcome says whether answered passively."""
     from bot.wechat.crypto import MessageCrypto
     from bot.wechat.demo import DEMO_ACCOUNT, DEMO_AES_KEY, DEMO_APPID, DEMO_TOKEN
     from bot.wechat.simulator import WeChatServerSimulator
 
-    simulator = WeChatServerSimulator(DEMO_TOKEN, DEMO_ACCOUNT, MessageCrypto(DEMO_TOKEN, DEMO_AES_KEY, DEMO_APPID))
+    if account is None:
+        simulator = WeChatServerSimulator(DEMO_TOKEN, DEMO_ACCOUNT,
+                                          MessageCrypto(DEMO_TOKEN, DEMO_AES_KEY, DEMO_APPID))
+    else:
+        simulator = WeChatServerSimulator(account.token, f"gh_{account.community}",
+                                          MessageCrypto(account.token, account.aes_key, account.appid))
 
     async def send(sender: str, text: str) -> Outcome:
         push = simulator.text_push(sender, text)
