@@ -1,6 +1,7 @@
 """Production mode (bot/production.py): PostgreSQL, Redis, two Rasa and two action-server replicas behind nginx,
 two dispatchers of which one leads. Short versions of the fault scenarios: a replica or the dispatcher leader is
 killed with SIGKILL in the middle of a conversation, and the residents' conversations and notifications go on.
+Two communities, as make bench-load runs them: the demo one on the shared account and 蓝星社区 on its own.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 import re
 import signal
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator, List
 
@@ -18,12 +21,15 @@ import redis
 from sqlalchemy import text
 
 from bot import messages
+from bot.bench_load import write_district
 from bot.devtools.stack import Stack, start_stack
 from bot.identity import rest_sender
 from bot.runner import _wait_http, wait_model_served
 from bot.services import leases
 from bot.store.db import make_engine, make_session_factory, unit_of_work
-from bot.store.models import Notification, Ticket
+from bot.store.models import ChatGroup, Notification, Ticket
+from bot.wechat.crypto import MessageCrypto
+from bot.wechat.simulator import WeChatServerSimulator
 from tests.conftest import fresh_postgres_database
 from tests.helpers import wait_for
 
@@ -41,9 +47,11 @@ def pg_database() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def prod_stack(trained_model: Path, pg_database: str, redis_url: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(trained_model, tmp_path_factory.mktemp("prod"), database_url=pg_database,
-                          redis_url=redis_url, replicas=True,
-                          extra_env={"HG_DISPATCH_LEASE_SECONDS": str(LEASE_S)})
+    work = tmp_path_factory.mktemp("prod")
+    own = write_district(work / "communities", 2)  # 蓝星社区 (蓝湾花园) beside the demo community
+    running = start_stack(trained_model, work, database_url=pg_database, redis_url=redis_url, replicas=True,
+                          extra_env={"HG_DISPATCH_LEASE_SECONDS": str(LEASE_S)}, webchat=True,
+                          communities=work / "communities", own_accounts=list(own))
     yield running
     running.stop()
 
@@ -89,6 +97,39 @@ def test_leak_in_production_mode_is_stored_in_postgresql_with_a_redis_lock_store
     db = redis_url.rsplit("/", 1)[1]
     clients = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/0").client_list()
     assert any(c.get("db") == db for c in clients), "Rasa holds no connection to the Redis lock store"
+
+
+def test_a_resident_of_a_community_on_its_own_account_reports_in_that_community_through_nginx(
+        prod_stack: Stack, pg_database: str) -> None:
+    account = prod_stack.accounts["lanxing"]
+    simulator = WeChatServerSimulator(account.token, "gh_lanxing",
+                                      MessageCrypto(account.token, account.aes_key, account.appid))
+    openid = "o_prod_lanxing_1"
+    url = f"{prod_stack.settings.rasa_url}/webhooks/wechat/webhook/lanxing"
+
+    def say(text: str) -> str:
+        push = simulator.text_push(openid, text)
+        req = urllib.request.Request(f"{url}?{urllib.parse.urlencode(push.query)}", data=push.body,
+                                     headers={"Content-Type": "text/xml; charset=utf-8"})
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - local server
+            reply = simulator.open_reply(resp.read().decode("utf-8"), push)
+        assert reply is not None, f"{text!r} was not answered passively"
+        return reply
+
+    assert "地址" in say("楼上往下漏水，天花板都湿了")
+    say("蓝湾花园2号楼1单元101")
+    assert "工单号：HG-" in say("13912345678")
+    engine = make_engine(pg_database)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            (ticket,) = session.query(Ticket).filter_by(sender_id=openid).all()
+            assert (ticket.community_key, ticket.community, ticket.building) == ("lanxing", "蓝湾花园", 2)
+            told = {g.community_key for g in session.query(ChatGroup).join(Notification, Notification.group_id
+                                                                          == ChatGroup.id)
+                    .filter(Notification.ticket_id == ticket.id)}
+    finally:
+        engine.dispose()
+    assert told == {"lanxing"}, "a card of 蓝星社区's ticket went to another community's group"
 
 
 def test_nginx_spreads_residents_over_both_rasa_replicas(prod_stack: Stack) -> None:
