@@ -39,8 +39,9 @@ async def _page(request: Request, status: int = 200, error: Optional[str] = None
     shown = request.args.get("status") or review.PENDING
     if shown not in review.STATUS_LABELS:
         shown = review.PENDING
-    items = await console.run(review.items, console.factory, shown)
-    counts = await console.run(review.counts, console.factory)
+    staff_key = current_staff(request).key  # an admin reviews their own community's residents' messages
+    items = await console.run(review.items, console.factory, shown, staff_key=staff_key)
+    counts = await console.run(review.counts, console.factory, staff_key=staff_key)
     return render(request, "admin_review.html", status=status, items=items, counts=counts, shown=shown,
                   statuses=review.STATUS_LABELS, intents=await console.run(review.intents),
                   entities=review.ENTITY_LABELS, entity_rows=ENTITY_ROWS, error=error, error_item=item_id,

@@ -2,7 +2,9 @@
 review items; an accepted item becomes a training example in `data/nlu/reviewed/<date>.yml`.
 
 - `collect` turns a transcript export (bot/services/transcripts.py: flagged, grouped, masked) into pending
-  items, one per phrasing; a phrasing already reviewed is not asked again.
+  items, one per phrasing; a phrasing already reviewed is not asked again. An item records the communities
+  whose residents wrote it: an admin lists, counts and decides only items of their own community, the street
+  office all of them (scope.reviews); another community's item does not exist for them (NotFound).
 - `decide` accepts (with the intent, corrected or confirmed, and the entities marked) or ignores one item. The
   item's `version` is checked and bumped in the same UPDATE, so of two admins deciding the same item at once
   exactly one succeeds and the other is told (Conflict): no label is lost or written twice.
@@ -33,7 +35,7 @@ from bot import nlu_data
 from bot import pii
 from bot.config import PROJECT_ROOT
 from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
-from bot.services import transcripts
+from bot.services import scope, transcripts
 from bot.services.scope import ADMIN_ROLES, actor_by_key
 from bot.store.db import unit_of_work
 from bot.store.models import ReviewItem, utcnow
@@ -122,21 +124,41 @@ def collect(factory: sessionmaker, tracker_url: str, since: dt.datetime, until: 
                 row = ReviewItem(key=key, text=group["text"], examples=group["examples"],
                                  suggestion=group["suggestion"], confidence=group["confidence"],
                                  count=group["count"], flags=group["flags"], source=source, status=PENDING,
-                                 entities=[], version=1, created_at=now, updated_at=now)
+                                 entities=[], communities=list(group.get("communities") or []), version=1,
+                                 created_at=now, updated_at=now)
                 session.add(row)
                 known[key] = row
                 new += 1
-            elif row.status == PENDING and group["count"] >= row.count:
-                row.count, row.flags, row.examples = group["count"], group["flags"], group["examples"]
-                row.confidence = min(row.confidence, group["confidence"])
-                row.updated_at = now
+            elif row.status == PENDING:
+                if group["count"] >= row.count:
+                    row.count, row.flags, row.examples = group["count"], group["flags"], group["examples"]
+                    row.confidence = min(row.confidence, group["confidence"])
+                    row.updated_at = now
+                joined = sorted(set(row.communities or ()) | set(group.get("communities") or ()))
+                if joined != list(row.communities or ()):
+                    row.communities, row.updated_at = joined, now
     return new
 
 
-def items(factory: sessionmaker, status: str = PENDING, limit: int = 50) -> List[ItemView]:
-    """Items of one status; pending ones worst first (flag weight × count, then the lowest confidence)."""
+def _reviewer(session: Any, staff_key: Optional[str]) -> Optional[scope.StaffActor]:
+    """The actor `staff_key` may review as (None: no staff member named, every item); NotAllowed for staff who
+    do not review."""
+    if staff_key is None:
+        return None
+    actor = actor_by_key(session, staff_key)
+    if actor.role not in ADMIN_ROLES:
+        raise NotAllowed("only admins and the community secretary review messages", staff=staff_key)
+    return actor
+
+
+def items(factory: sessionmaker, status: str = PENDING, limit: int = 50,
+          staff_key: Optional[str] = None) -> List[ItemView]:
+    """Items of one status (those `staff_key` may review, when given); pending ones worst first (flag weight ×
+    count, then the lowest confidence)."""
     with unit_of_work(factory) as session:
-        rows = [_view(r) for r in session.query(ReviewItem).filter_by(status=status).order_by(ReviewItem.id)]
+        actor = _reviewer(session, staff_key)
+        rows = [_view(r) for r in session.query(ReviewItem).filter_by(status=status).order_by(ReviewItem.id)
+                if actor is None or scope.reviews(actor, r.communities or ())]
     if status == PENDING:
         rows.sort(key=lambda v: (-v.score, v.confidence, v.id))
     else:
@@ -144,9 +166,12 @@ def items(factory: sessionmaker, status: str = PENDING, limit: int = 50) -> List
     return rows[:limit]
 
 
-def counts(factory: sessionmaker) -> Dict[str, int]:
+def counts(factory: sessionmaker, staff_key: Optional[str] = None) -> Dict[str, int]:
+    """How many items there are of each status (of those `staff_key` may review, when given)."""
     with unit_of_work(factory) as session:
-        found = collections.Counter(s for (s,) in session.query(ReviewItem.status))
+        actor = _reviewer(session, staff_key)
+        found = collections.Counter(s for s, communities in session.query(ReviewItem.status, ReviewItem.communities)
+                                    if actor is None or scope.reviews(actor, communities or ()))
     return {s: found.get(s, 0) for s in (PENDING, ACCEPTED, IGNORED)}
 
 
@@ -211,11 +236,9 @@ def decide(factory: sessionmaker, item_id: int, staff_key: str, *, version: int,
     if action not in (ACCEPT, IGNORE):
         raise InvalidInput("accept or ignore", field="action")
     with unit_of_work(factory) as session:
-        actor = actor_by_key(session, staff_key)
-        if actor.role not in ADMIN_ROLES:
-            raise NotAllowed("only admins and the community secretary review messages", staff=staff_key)
+        actor = _reviewer(session, staff_key)
         row = session.get(ReviewItem, item_id)
-        if row is None:
+        if row is None or not scope.reviews(actor, row.communities or ()):
             raise NotFound("no such review item", item=item_id)
         values: Dict[str, Any] = {"status": IGNORED}
         if action == ACCEPT:

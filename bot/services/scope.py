@@ -9,7 +9,7 @@ admins everything. A row outside one's scope does not exist for them (NotFound),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import FrozenSet, List
+from typing import FrozenSet, List, Sequence
 
 from sqlalchemy import false, or_
 from sqlalchemy.orm import Query, Session
@@ -80,6 +80,14 @@ def in_community(actor: StaffActor, community: str) -> bool:
 def of_community(query: Query, column: ColumnElement, actor: StaffActor) -> Query:
     """`query` narrowed to the rows whose community `column` the actor may see (the SQL twin of in_community)."""
     return query if actor.all_communities else query.filter(column == actor.community)
+
+
+def reviews(actor: StaffActor, communities: Sequence[str]) -> bool:
+    """Whether a review item (residents' masked messages, bot/services/review.py) written by residents of
+    `communities` is the actor's to see and label: an admin's when one of them is their community, the street
+    office's always. An item collected before items knew their communities (none recorded) stays with every
+    admin, as before."""
+    return actor.role in ADMIN_ROLES and (actor.all_communities or not communities or actor.community in communities)
 
 
 def sees(actor: StaffActor, ticket: Ticket) -> bool:

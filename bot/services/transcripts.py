@@ -13,8 +13,9 @@ the intent and confidence the model gave it, and the actions that answered it. A
 - ``retyped``: it asked for a ticket whose kind a staff member later corrected in the console (the message
   that started the ticket's form, the last one outside it before the ticket was opened).
 
-Near-duplicates (character n-gram similarity ≥ ``SIMILAR``) form one group, with a count and the model's
-most common prediction as the suggestion; groups are ordered worst first. Phones, ID numbers, plates and
+Near-duplicates (character n-gram similarity ≥ ``SIMILAR``) form one group, with a count, the model's
+most common prediction as the suggestion and the communities whose residents wrote it (who may review it,
+bot/services/scope.py); groups are ordered worst first. Phones, ID numbers, plates and
 names are masked (bot/pii.py) in everything this module returns.
 """
 
@@ -26,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 import yaml
@@ -34,6 +35,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.config import PROJECT_ROOT
 from bot.pii import Masker
+from bot.services.community import home_community
 from bot.store.db import unit_of_work
 from bot.store.models import Estate, Resident, Staff, Ticket, TicketEvent
 
@@ -103,6 +105,7 @@ class Group:
     examples: List[str]  # up to five different phrasings (masked)
     first_at: str
     last_at: str
+    communities: List[str] = field(default_factory=list)  # keys of the communities whose residents wrote them
 
     @property
     def score(self) -> float:
@@ -111,7 +114,8 @@ class Group:
     def as_dict(self) -> Dict[str, Any]:
         return {"text": self.text, "suggestion": self.suggestion, "confidence": round(self.confidence, 3),
                 "count": self.count, "senders": self.senders, "flags": self.flags, "intents": self.intents,
-                "examples": self.examples, "first_at": self.first_at, "last_at": self.last_at}
+                "examples": self.examples, "first_at": self.first_at, "last_at": self.last_at,
+                "communities": self.communities}
 
 
 # --- reading the conversation store ------------------------------------------------------------------------
@@ -260,8 +264,10 @@ def similarity(a: str, b: str) -> float:
     return _jaccard(_grams(a), _grams(b))
 
 
-def group(messages: Sequence[Message], masker: Masker, only_flagged: bool = True) -> List[Group]:
-    """Near-duplicate messages grouped, worst first (flag weight × count, then the lowest confidence)."""
+def group(messages: Sequence[Message], masker: Masker, only_flagged: bool = True,
+          community_of: Optional[Callable[[str], str]] = None) -> List[Group]:
+    """Near-duplicate messages grouped, worst first (flag weight × count, then the lowest confidence);
+    `community_of` names each sender's community (none known without it)."""
     chosen = [m for m in messages if m.flags or not only_flagged]
     buckets: List[Tuple[frozenset, List[Message]]] = []
     for m in chosen:
@@ -282,7 +288,8 @@ def group(messages: Sequence[Message], masker: Masker, only_flagged: bool = True
             count=len(members), senders=len({m.sender_id for m in members}),
             flags={f: flags[f] for f in FLAGS if flags[f]}, intents=dict(intents.most_common()),
             examples=phrasings[:5], first_at=min(m.at for m in members).isoformat(timespec="seconds"),
-            last_at=max(m.at for m in members).isoformat(timespec="seconds")))
+            last_at=max(m.at for m in members).isoformat(timespec="seconds"),
+            communities=sorted({community_of(m.sender_id) for m in members}) if community_of else []))
     groups.sort(key=lambda g: (-g.score, g.confidence, g.text))
     return groups
 
@@ -301,12 +308,26 @@ def community_masker(factory: sessionmaker) -> Masker:
         return Masker(names=list(names), places=places)
 
 
+def sender_communities(factory: sessionmaker, senders: Iterable[str]) -> Dict[str, str]:
+    """The community serving each of `senders` (community.resident_community, in one query per 500)."""
+    wanted = sorted(set(senders))
+    stored: Dict[str, Optional[str]] = {}
+    with unit_of_work(factory) as session:
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            stored.update(session.query(Resident.sender_id, Resident.community_key)
+                          .filter(Resident.sender_id.in_(chunk)))
+        homes = {key: home_community(session, key) for key in set(stored.values()) | {None}}
+    return {sender: homes[stored.get(sender)] for sender in wanted}
+
+
 def export(tracker_url: str, factory: sessionmaker, since: dt.datetime, until: Optional[dt.datetime] = None,
            only_flagged: bool = True) -> Dict[str, Any]:
     """What an export file holds: counts per flag and the candidate groups, every text masked."""
     messages = read_messages(tracker_url, since, until)
     flag_retyped(messages, factory)
-    groups = group(messages, community_masker(factory), only_flagged=only_flagged)
+    communities = sender_communities(factory, (m.sender_id for m in messages))
+    groups = group(messages, community_masker(factory), only_flagged=only_flagged, community_of=communities.get)
     flags = collections.Counter(f for m in messages for f in m.flags)
     return {"since": since.isoformat(timespec="seconds"), "until": until.isoformat(timespec="seconds") if until else None,
             "messages": len(messages), "flagged": sum(1 for m in messages if m.flags),

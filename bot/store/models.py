@@ -466,6 +466,8 @@ class ReviewItem(Base):
     status = Column(String(16), nullable=False, default="pending")  # pending | accepted | ignored
     intent = Column(String(64), nullable=True)
     entities = Column(JSON, nullable=False, default=list)  # [{"entity": "community", "text": "吉利花园"}]
+    # Keys of the communities whose residents wrote these messages: whose admins may review it (scope.reviews).
+    communities = Column(JSON, nullable=False, default=list)
     reviewer_id = Column(Integer, ForeignKey("staff.id"), nullable=True)
     reviewed_at = Column(DateTime, nullable=True)
     version = Column(Integer, nullable=False, default=1)  # bumped by every change: a stale form is refused

@@ -13,8 +13,11 @@ from sqlalchemy.orm import sessionmaker
 
 from bot import nlu_data
 from bot.config import Settings
-from tests.console_kit import ServedConsole, serve_console
+from bot.services.community import load_community
+from bot.store.db import unit_of_work
+from tests.console_kit import DEMO_PASSWORD, ServedConsole, serve_console
 from tests.helpers import community_db
+from tests.integration.test_communities import LANXING
 from tests.integration.test_transcripts import Conversation, _store
 
 
@@ -108,3 +111,21 @@ async def test_bad_collect_input_and_other_roles_are_refused(console) -> None:
     assert (await leader.get("/admin/review")).status == 403
     leader_csrf = await leader.csrf()
     assert (await leader.post("/admin/review/collect", {"csrf_token": leader_csrf, "days": "7"})).status == 403
+
+
+async def test_another_communitys_admin_neither_sees_nor_decides_the_demo_communitys_messages(
+        console, factory) -> None:
+    with unit_of_work(factory) as session:
+        load_community(session, {**LANXING, "console": {"demo_password": DEMO_PASSWORD}}, dt.date.today())
+    admin = await console.signed_in("admin")
+    await admin.post("/admin/review/collect", {"csrf_token": await admin.csrf(), "days": "7"})
+    item, version = _form_of((await admin.get("/admin/review")).text)
+    other = await console.signed_in("lx-admin")
+    page = await other.get("/admin/review")
+    assert page.status == 200 and "没有待审核的消息" in page.text and "电梯又困人了" not in page.text
+    refused = await other.post(f"/admin/review/{item}", {"csrf_token": await other.csrf(), "version": version,
+                                                          "action": "ignore"})
+    assert refused.status == 404
+    street = await console.signed_in("street")
+    assert "电梯又困人了" in (await street.get("/admin/review")).text
+    assert "电梯又困人了" in (await admin.get("/admin/review")).text  # still pending, for its own admin

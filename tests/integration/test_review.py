@@ -14,11 +14,13 @@ from rasa.shared.nlu.training_data.loading import load_data
 
 from bot import nlu_data
 from bot.config import PROJECT_ROOT
-from bot.errors import InvalidInput, NotAllowed
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.services import review
+from bot.services.community import load_community
 from bot.store.db import unit_of_work
-from bot.store.models import ReviewItem
+from bot.store.models import DEFAULT_COMMUNITY, Resident, ReviewItem
 from tests.helpers import community_db
+from tests.integration.test_communities import LANXING
 from tests.integration.test_transcripts import START, Conversation, _store
 
 NOW = START + dt.timedelta(hours=3)
@@ -160,3 +162,58 @@ def test_ignoring_takes_an_item_off_the_list_and_writes_nothing(setup) -> None:
         _decide(factory, item, reviewed, action="accept", intent="request_repair")  # the stale version
     assert len(review.items(factory)) == 1 and not reviewed.exists()
     assert review.collect(factory, url, START - dt.timedelta(hours=1), now=NOW) == 0  # not asked again
+
+
+def test_an_admin_reviews_only_their_own_communitys_residents_messages_the_street_office_all(
+        database_url, tmp_path) -> None:
+    factory = community_db(database_url)
+    with unit_of_work(factory) as session:
+        load_community(session, LANXING, NOW.date())
+        session.add(Resident(sender_id="o_lanwan_1", community_key="lanxing", community="蓝湾花园"))
+        session.add(Resident(sender_id="o_jili_1", community_key=DEFAULT_COMMUNITY, community="吉利花园"))
+    first = [  # o_new_1 never gave an address: the first community (community.yml's) serves them
+        Conversation("o_lanwan_1").says("蓝湾花园门口的路灯坏了好几天", "nlu_fallback", 0.2).bot("action_fallback")
+        .says("你们到底管不管这个事情啊", "nlu_fallback", 0.2).bot("action_fallback"),
+        Conversation("o_jili_1").says("楼道的灯又不亮啦谁来管管", "nlu_fallback", 0.2).bot("action_fallback"),
+        Conversation("o_new_1").says("你们到底管不管这个事情啊", "nlu_fallback", 0.25).bot("action_fallback"),
+    ]
+    review.collect(factory, _store(first, tmp_path / "tracker.db"), START - dt.timedelta(hours=1), now=NOW)
+
+    def texts(staff_key: str) -> set:
+        return {i.text for i in review.items(factory, staff_key=staff_key)}
+
+    lamp, lights, both = "蓝湾花园门口的路灯坏了好几天", "楼道的灯又不亮啦谁来管管", "你们到底管不管这个事情啊"
+    assert texts("lx-admin") == {lamp, both}
+    assert texts("admin") == {lights, both}
+    assert texts("street") == {lamp, lights, both}
+    assert review.counts(factory, staff_key="lx-admin") == {"pending": 2, "accepted": 0, "ignored": 0}
+    assert review.counts(factory) == {"pending": 3, "accepted": 0, "ignored": 0}  # no one named: the CLI's view
+    with pytest.raises(NotAllowed):
+        review.items(factory, staff_key="lx-duty")
+
+    (item,) = [i for i in review.items(factory, staff_key="street") if i.text == lamp]
+    with pytest.raises(NotFound):  # another community's item does not exist for the demo community's admin
+        _decide(factory, item, tmp_path / "reviewed", staff_key="admin", action="ignore")
+    assert review.items(factory, staff_key="street")[0].version == 1
+    assert _decide(factory, item, tmp_path / "reviewed", staff_key="lx-admin", action="ignore").status == "ignored"
+
+    # later 蓝星社区's resident writes the demo community's pending phrasing: its admin sees it from then on; the
+    # decided item written again by the demo community's resident stays decided and 蓝星社区's
+    later = [Conversation("o_lanwan_1", at=START + dt.timedelta(hours=1))
+             .says(lights, "nlu_fallback", 0.2).bot("action_fallback"),
+             Conversation("o_jili_1", at=START + dt.timedelta(hours=1))
+             .says(lamp, "nlu_fallback", 0.2).bot("action_fallback")]
+    assert review.collect(factory, _store(later, tmp_path / "tracker2.db"), START - dt.timedelta(hours=1),
+                          now=NOW) == 0
+    assert texts("lx-admin") == texts("admin") == {lights, both}
+    assert review.items(factory, review.IGNORED, staff_key="admin") == []
+    assert [i.text for i in review.items(factory, review.IGNORED, staff_key="lx-admin")] == [lamp]
+
+
+def test_items_collected_before_they_knew_their_community_stay_with_every_admin(setup) -> None:
+    factory, url, _ = setup
+    review.collect(factory, url, START - dt.timedelta(hours=1), now=NOW)
+    with unit_of_work(factory) as session:
+        session.query(ReviewItem).update({"communities": []})
+        load_community(session, LANXING, NOW.date())
+    assert len(review.items(factory, staff_key="lx-admin")) == len(review.items(factory, staff_key="admin")) == 2
