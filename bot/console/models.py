@@ -25,7 +25,7 @@ from bot import deploy
 from bot.console.auth import current_staff, require_role
 from bot.console.context import Console, console_of
 from bot.console.views import json_answer, render
-from bot.errors import HongguanjiaError, NotFound
+from bot.errors import HongguanjiaError, NotAllowed, NotFound
 from bot.services import models, retrain_jobs
 from bot.services.scope import ADMIN_ROLES
 
@@ -88,10 +88,15 @@ async def _page(request: Request, status: int = 200, error: Optional[str] = None
     state = await console.run(_state, console)
     versions = await console.run(models.versions, console.factory, 30)
     history = await console.run(models.history, console.factory, 30)
+    manages = await console.run(models.may_manage, console.factory, current_staff(request).key)
     return render(request, "admin_models.html", status=status, state=state, versions=versions, history=history,
-                  job=state["job"], error=error, done=done or DONE.get(request.args.get("done") or ""))
+                  job=state["job"], error=error, done=done or DONE.get(request.args.get("done") or ""),
+                  manages=manages)
 
 
+# The page offers no button to staff who do not manage the model; a form posted anyway (a page left open while a
+# second community was loaded) is answered with why.
+NOT_YOURS = "本系统服务几个社区，共用一个模型：重新训练、上线和回退由街道管理员操作。"
 DONE = {"retrain": "已开始重新训练，进度见下方。", "deploy": "已上线，正在等每个 Rasa 进程换上新模型。",
         "rollback": "已回退，正在等每个 Rasa 进程换回上一版。"}
 
@@ -116,6 +121,8 @@ async def models_retrain(request: Request) -> HTTPResponse:
     try:
         await console.run(retrain_jobs.start, console.settings, console.factory, current_staff(request).key,
                           console.now())
+    except NotAllowed:
+        return await _page(request, status=403, error=NOT_YOURS)
     except HongguanjiaError as exc:
         return await _page(request, status=409, error=f"没有开始：{exc}")
     return response.redirect("/admin/models?done=retrain", status=303)
@@ -153,6 +160,8 @@ async def models_deploy(request: Request, model_id: int) -> HTTPResponse:
     try:
         done = await console.run(models.deploy, console.factory, model_id, staff_key=current_staff(request).key,
                                  reason=_reason(request), now=console.now())
+    except NotAllowed:
+        return await _page(request, status=403, error=NOT_YOURS)
     except HongguanjiaError as exc:
         return await _page(request, status=409 if not isinstance(exc, NotFound) else 404, error=f"没有上线：{exc}")
     _wait_in_background(request, done)
@@ -166,6 +175,8 @@ async def models_rollback(request: Request) -> HTTPResponse:
     try:
         done = await console.run(models.rollback, console.factory, current_staff(request).key, _reason(request),
                                  console.now())
+    except NotAllowed:
+        return await _page(request, status=403, error=NOT_YOURS)
     except HongguanjiaError as exc:
         return await _page(request, status=409, error=f"没有回退：{exc}")
     _wait_in_background(request, done)

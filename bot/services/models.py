@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
 from bot.services import leases
-from bot.services.scope import ADMIN_ROLES, actor_by_key
+from bot.services.scope import model_manager
 from bot.store.db import unit_of_work
 from bot.store.models import ModelDeployment, ModelVersion, ModelWorker, utcnow
 
@@ -212,10 +212,18 @@ def versions(factory: sessionmaker, limit: int = 50) -> List[ModelView]:
 
 
 def _admin(session: Session, staff_key: str) -> str:
-    actor = actor_by_key(session, staff_key)
-    if actor.role not in ADMIN_ROLES:
-        raise NotAllowed("only an admin deploys or rolls back a model", staff=staff_key)
+    model_manager(session, staff_key)  # NotAllowed unless they manage the model
     return staff_key
+
+
+def may_manage(factory: sessionmaker, staff_key: str) -> bool:
+    """Whether `staff_key` retrains, deploys and rolls back (scope.manages_models): the page offers the buttons."""
+    with unit_of_work(factory) as session:
+        try:
+            model_manager(session, staff_key)
+        except (NotAllowed, NotFound):
+            return False
+    return True
 
 
 def _add(session: Session, model_id: int, action: str, actor: str, reason: Optional[str],

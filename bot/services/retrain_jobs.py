@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from bot.config import PROJECT_ROOT, Settings, rasa_env
-from bot.errors import InvalidState, NotAllowed
-from bot.services.scope import ADMIN_ROLES, actor_by_key
+from bot.errors import InvalidState
+from bot.services.scope import model_manager
 from bot.store.db import unit_of_work
 from bot.store.models import utcnow
 
@@ -97,8 +97,7 @@ def current(settings: Settings) -> Optional[Job]:
 def start(settings: Settings, factory: Any, staff_key: str, now: Optional[dt.datetime] = None) -> Job:
     """Start a retrain as `staff_key` (an admin) unless one is running."""
     with unit_of_work(factory) as session:
-        if actor_by_key(session, staff_key).role not in ADMIN_ROLES:
-            raise NotAllowed("only an admin retrains the assistant", staff=staff_key)
+        model_manager(session, staff_key)  # NotAllowed unless they manage the model
     folder = _dir(settings)
     with open(folder / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

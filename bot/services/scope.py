@@ -16,8 +16,8 @@ from sqlalchemy.orm import Query, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot import lifecycle as lc
-from bot.errors import NotFound
-from bot.store.models import DEFAULT_COMMUNITY, Grid, Staff, Ticket
+from bot.errors import NotAllowed, NotFound
+from bot.store.models import DEFAULT_COMMUNITY, Community, Grid, Staff, Ticket
 
 EVERYTHING = frozenset({lc.SECRETARY, lc.ADMIN, lc.STREET})
 # Who sees every community of the deployment (the rest see their own community only).
@@ -88,6 +88,24 @@ def reviews(actor: StaffActor, communities: Sequence[str]) -> bool:
     office's always. An item collected before items knew their communities (none recorded) stays with every
     admin, as before."""
     return actor.role in ADMIN_ROLES and (actor.all_communities or not communities or actor.community in communities)
+
+
+def manages_models(actor: StaffActor, communities: int) -> bool:
+    """Whether the actor retrains the assistant and deploys or rolls back its model. One model serves every
+    community of the deployment: with one community its admins and secretary do; with several, only the street
+    office (街道), since a change reaches every community's residents."""
+    return actor.role in ADMIN_ROLES and (communities <= 1 or actor.all_communities)
+
+
+def model_manager(session: Session, staff_key: str) -> StaffActor:
+    """The active staff member `staff_key` if they manage the model (`manages_models`); NotAllowed with why."""
+    actor = actor_by_key(session, staff_key)
+    communities = session.query(Community.key).count()
+    if not manages_models(actor, communities):
+        raise NotAllowed("several communities share the assistant's model: only the street office (街道) retrains, "
+                         "deploys or rolls it back" if communities > 1 and actor.role in ADMIN_ROLES
+                         else "only an admin retrains, deploys or rolls back the model", staff=staff_key)
+    return actor
 
 
 def sees(actor: StaffActor, ticket: Ticket) -> bool:

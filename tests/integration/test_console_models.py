@@ -4,6 +4,7 @@ model whose comparison passed, is refused one that failed, and rolls back; other
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -16,9 +17,13 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 from bot.config import Settings
+from bot.errors import NotAllowed
 from bot.services import models, retrain_jobs
-from tests.console_kit import ServedConsole, serve_console
+from bot.services.community import load_community
+from bot.store.db import unit_of_work
+from tests.console_kit import DEMO_PASSWORD, ServedConsole, serve_console
 from tests.helpers import community_db
+from tests.integration.test_communities import LANXING
 from tests.integration.test_model_registry import _model, _report
 
 # Stands in for `python -m bot model retrain` (minutes of training): reports its steps the way bot/retrain.py does.
@@ -159,3 +164,27 @@ def test_a_finished_job_whose_process_is_a_zombie_is_not_running(settings) -> No
     assert state == "Z"  # finished, not reaped yet
     assert retrain_jobs._alive(proc.pid) is False
     assert retrain_jobs._alive(os.getpid()) is True
+
+
+async def test_with_several_communities_only_the_street_office_changes_the_shared_model(console, factory,
+                                                                                      settings) -> None:
+    with unit_of_work(factory) as session:
+        load_community(session, {**LANXING, "console": {"demo_password": DEMO_PASSWORD}}, dt.date.today())
+    for key in ("admin", "lx-admin"):  # a community's admin: the page, without the buttons
+        admin = await console.signed_in(key)
+        page = await admin.get("/admin/models")
+        assert page.status == 200 and 'id="street-only"' in page.text
+        assert 'id="retrain"' not in page.text and 'id="rollback"' not in page.text
+        assert 'action="/admin/models/2/deploy"' not in page.text
+        csrf = await admin.csrf()
+        for path in ("/admin/models/retrain", "/admin/models/2/deploy", "/admin/models/rollback"):
+            refused = await admin.post(path, {"csrf_token": csrf})
+            assert refused.status == 403 and "由街道管理员操作" in refused.text, path
+    assert models.deployed(factory).model.id == 1 and retrain_jobs.current(settings) is None
+    with pytest.raises(NotAllowed):
+        models.deploy(factory, 2, staff_key="admin")  # the CLI's way in: the same rule
+    street = await console.signed_in("street")
+    page = await street.get("/admin/models")
+    assert 'id="rollback"' in page.text and 'action="/admin/models/2/deploy"' in page.text
+    done = await street.post("/admin/models/2/deploy", {"csrf_token": await street.csrf()})
+    assert done.status == 303 and models.deployed(factory).model.id == 2
