@@ -1,10 +1,11 @@
 """Admins label what the assistant misunderstood (DESIGN.md story 9): flagged groups of residents' messages become
 review items; an accepted item becomes a training example in `data/nlu/reviewed/<date>.yml`.
 
-- `collect` turns a transcript export (bot/services/transcripts.py: flagged, grouped, masked) into pending
-  items, one per phrasing; a phrasing already reviewed is not asked again. An item records the communities
-  whose residents wrote it: an admin lists, counts and decides only items of their own community, the street
-  office all of them (scope.reviews); another community's item does not exist for them (NotFound).
+- `collect` turns a transcript export (bot/services/transcripts.py: flagged, grouped per community, masked)
+  into pending items, one per phrasing and community; a phrasing already reviewed in a community is not asked
+  there again. An item records the community whose residents wrote it: an admin lists, counts and decides only
+  items of their own community, the street office all of them (scope.reviews); another community's item does
+  not exist for them (NotFound), and one community's decision never decides another's item.
 - `decide` accepts (with the intent, corrected or confirmed, and the entities marked) or ignores one item. The
   item's `version` is checked and bumped in the same UPDATE, so of two admins deciding the same item at once
   exactly one succeeds and the other is told (Conflict): no label is lost or written twice.
@@ -38,7 +39,7 @@ from bot.errors import InvalidInput, InvalidState, NotAllowed, NotFound
 from bot.services import scope, transcripts
 from bot.services.scope import ADMIN_ROLES, actor_by_key
 from bot.store.db import unit_of_work
-from bot.store.models import ReviewItem, utcnow
+from bot.store.models import Community, ReviewItem, utcnow
 
 NLU_DIR = PROJECT_ROOT / "data" / "nlu"
 REVIEWED_DIR = NLU_DIR / "reviewed"
@@ -73,6 +74,7 @@ class ItemView:
     reviewer: Optional[str]
     version: int
     source: str
+    community: Optional[str] = None  # the name of the community whose residents wrote it (None: not known)
 
     @property
     def score(self) -> float:
@@ -83,15 +85,19 @@ class ItemView:
         return [f"{transcripts.FLAG_LABELS.get(f, f)} {n}" for f, n in self.flags.items()]
 
 
-def _key(text: str) -> str:
-    return hashlib.sha256(nlu_data.norm(text).encode("utf-8")).hexdigest()[:64]
+def _key(text: str, community: Optional[str] = None) -> str:
+    """The item's key: the normalised phrasing's digest, within its community when one is known."""
+    normed = nlu_data.norm(text)
+    return hashlib.sha256((f"{community}\n{normed}" if community else normed).encode("utf-8")).hexdigest()[:64]
 
 
-def _view(row: ReviewItem) -> ItemView:
+def _view(row: ReviewItem, names: Optional[Dict[str, str]] = None) -> ItemView:
+    community = next(iter(row.communities or ()), None)
     return ItemView(id=row.id, text=row.text, examples=tuple(row.examples or ()), suggestion=row.suggestion,
                     confidence=row.confidence, count=row.count, flags=dict(row.flags or {}), status=row.status,
                     intent=row.intent, entities=tuple(row.entities or ()),
-                    reviewer=row.reviewer.name if row.reviewer else None, version=row.version, source=row.source)
+                    reviewer=row.reviewer.name if row.reviewer else None, version=row.version, source=row.source,
+                    community=(names or {}).get(community, community) if community else None)
 
 
 # --- what may be chosen ----------------------------------------------------------------------------------
@@ -118,13 +124,17 @@ def collect(factory: sessionmaker, tracker_url: str, since: dt.datetime, until: 
     with unit_of_work(factory) as session:
         known = {row.key: row for row in session.query(ReviewItem)}
         for group in report["groups"]:
-            key = _key(group["text"])
+            community = next(iter(group.get("communities") or ()), None)
+            key = _key(group["text"], community)
             row = known.get(key)
+            if row is None and community:  # kept under the phrasing alone before items were per community
+                legacy = known.get(_key(group["text"]))
+                row = legacy if legacy is not None and list(legacy.communities or ()) == [community] else None
             if row is None:
                 row = ReviewItem(key=key, text=group["text"], examples=group["examples"],
                                  suggestion=group["suggestion"], confidence=group["confidence"],
                                  count=group["count"], flags=group["flags"], source=source, status=PENDING,
-                                 entities=[], communities=list(group.get("communities") or []), version=1,
+                                 entities=[], communities=[community] if community else [], version=1,
                                  created_at=now, updated_at=now)
                 session.add(row)
                 known[key] = row
@@ -134,9 +144,6 @@ def collect(factory: sessionmaker, tracker_url: str, since: dt.datetime, until: 
                     row.count, row.flags, row.examples = group["count"], group["flags"], group["examples"]
                     row.confidence = min(row.confidence, group["confidence"])
                     row.updated_at = now
-                joined = sorted(set(row.communities or ()) | set(group.get("communities") or ()))
-                if joined != list(row.communities or ()):
-                    row.communities, row.updated_at = joined, now
     return new
 
 
@@ -157,7 +164,8 @@ def items(factory: sessionmaker, status: str = PENDING, limit: int = 50,
     count, then the lowest confidence)."""
     with unit_of_work(factory) as session:
         actor = _reviewer(session, staff_key)
-        rows = [_view(r) for r in session.query(ReviewItem).filter_by(status=status).order_by(ReviewItem.id)
+        names = dict(session.query(Community.key, Community.name))
+        rows = [_view(r, names) for r in session.query(ReviewItem).filter_by(status=status).order_by(ReviewItem.id)
                 if actor is None or scope.reviews(actor, r.communities or ())]
     if status == PENDING:
         rows.sort(key=lambda v: (-v.score, v.confidence, v.id))

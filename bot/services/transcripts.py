@@ -13,9 +13,9 @@ the intent and confidence the model gave it, and the actions that answered it. A
 - ``retyped``: it asked for a ticket whose kind a staff member later corrected in the console (the message
   that started the ticket's form, the last one outside it before the ticket was opened).
 
-Near-duplicates (character n-gram similarity ≥ ``SIMILAR``) form one group, with a count, the model's
-most common prediction as the suggestion and the communities whose residents wrote it (who may review it,
-bot/services/scope.py); groups are ordered worst first. Phones, ID numbers, plates and
+Near-duplicates (character n-gram similarity ≥ ``SIMILAR``) written by one community's residents form one
+group, with a count, the model's most common prediction as the suggestion and that community (whose admins may
+review it, bot/services/scope.py); groups are ordered worst first. Phones, ID numbers, plates and
 names are masked (bot/pii.py) in everything this module returns.
 """
 
@@ -105,7 +105,7 @@ class Group:
     examples: List[str]  # up to five different phrasings (masked)
     first_at: str
     last_at: str
-    communities: List[str] = field(default_factory=list)  # keys of the communities whose residents wrote them
+    communities: List[str] = field(default_factory=list)  # the community whose residents wrote them (none: unknown)
 
     @property
     def score(self) -> float:
@@ -266,20 +266,22 @@ def similarity(a: str, b: str) -> float:
 
 def group(messages: Sequence[Message], masker: Masker, only_flagged: bool = True,
           community_of: Optional[Callable[[str], str]] = None) -> List[Group]:
-    """Near-duplicate messages grouped, worst first (flag weight × count, then the lowest confidence);
-    `community_of` names each sender's community (none known without it)."""
+    """Near-duplicate messages grouped, worst first (flag weight × count, then the lowest confidence).
+    `community_of` names each sender's community; a group then holds one community's residents' messages only,
+    so what one community's admin reviews never shows another community's residents' words (none known
+    without it: one group for everyone's)."""
     chosen = [m for m in messages if m.flags or not only_flagged]
-    buckets: List[Tuple[frozenset, List[Message]]] = []
+    buckets: List[Tuple[Optional[str], frozenset, List[Message]]] = []
     for m in chosen:
-        grams = _grams(m.text)
-        for key, members in buckets:
-            if _jaccard(grams, key) >= SIMILAR:
+        grams, home = _grams(m.text), community_of(m.sender_id) if community_of else None
+        for community, key, members in buckets:
+            if community == home and _jaccard(grams, key) >= SIMILAR:
                 members.append(m)
                 break
         else:
-            buckets.append((grams, [m]))
+            buckets.append((home, grams, [m]))
     groups = []
-    for _, members in buckets:
+    for home, _, members in buckets:
         intents = collections.Counter(m.intent for m in members)
         flags = collections.Counter(f for m in members for f in m.flags)
         phrasings = list(dict.fromkeys(masker.mask(m.text) for m in members))
@@ -289,7 +291,7 @@ def group(messages: Sequence[Message], masker: Masker, only_flagged: bool = True
             flags={f: flags[f] for f in FLAGS if flags[f]}, intents=dict(intents.most_common()),
             examples=phrasings[:5], first_at=min(m.at for m in members).isoformat(timespec="seconds"),
             last_at=max(m.at for m in members).isoformat(timespec="seconds"),
-            communities=sorted({community_of(m.sender_id) for m in members}) if community_of else []))
+            communities=[home] if home else []))
     groups.sort(key=lambda g: (-g.score, g.confidence, g.text))
     return groups
 

@@ -127,5 +127,7 @@ async def test_another_communitys_admin_neither_sees_nor_decides_the_demo_commun
                                                           "action": "ignore"})
     assert refused.status == 404
     street = await console.signed_in("street")
-    assert "电梯又困人了" in (await street.get("/admin/review")).text
+    street_page = (await street.get("/admin/review")).text
+    assert "电梯又困人了" in street_page
+    assert "红星社区的居民" in street_page  # the street office sees whose residents wrote it
     assert "电梯又困人了" in (await admin.get("/admin/review")).text  # still pending, for its own admin

@@ -175,19 +175,23 @@ def test_an_admin_reviews_only_their_own_communitys_residents_messages_the_stree
         Conversation("o_lanwan_1").says("蓝湾花园门口的路灯坏了好几天", "nlu_fallback", 0.2).bot("action_fallback")
         .says("你们到底管不管这个事情啊", "nlu_fallback", 0.2).bot("action_fallback"),
         Conversation("o_jili_1").says("楼道的灯又不亮啦谁来管管", "nlu_fallback", 0.2).bot("action_fallback"),
-        Conversation("o_new_1").says("你们到底管不管这个事情啊", "nlu_fallback", 0.25).bot("action_fallback"),
+        Conversation("o_new_1").says("你们到底还管不管这个事情", "nlu_fallback", 0.25).bot("action_fallback"),
     ]
     review.collect(factory, _store(first, tmp_path / "tracker.db"), START - dt.timedelta(hours=1), now=NOW)
 
     def texts(staff_key: str) -> set:
         return {i.text for i in review.items(factory, staff_key=staff_key)}
 
-    lamp, lights, both = "蓝湾花园门口的路灯坏了好几天", "楼道的灯又不亮啦谁来管管", "你们到底管不管这个事情啊"
+    lamp, lights = "蓝湾花园门口的路灯坏了好几天", "楼道的灯又不亮啦谁来管管"
+    both, both_new = "你们到底管不管这个事情啊", "你们到底还管不管这个事情"  # near-duplicates from two communities
     assert texts("lx-admin") == {lamp, both}
-    assert texts("admin") == {lights, both}
-    assert texts("street") == {lamp, lights, both}
+    assert texts("admin") == {lights, both_new}
+    assert texts("street") == {lamp, lights, both, both_new}
+    # each community's item holds its own residents' phrasings only, never the other community's
+    assert [i.examples for i in review.items(factory, staff_key="lx-admin") if i.text == both] == [(both,)]
+    assert [i.examples for i in review.items(factory, staff_key="admin") if i.text == both_new] == [(both_new,)]
     assert review.counts(factory, staff_key="lx-admin") == {"pending": 2, "accepted": 0, "ignored": 0}
-    assert review.counts(factory) == {"pending": 3, "accepted": 0, "ignored": 0}  # no one named: the CLI's view
+    assert review.counts(factory) == {"pending": 4, "accepted": 0, "ignored": 0}  # no one named: the CLI's view
     with pytest.raises(NotAllowed):
         review.items(factory, staff_key="lx-duty")
 
@@ -197,15 +201,18 @@ def test_an_admin_reviews_only_their_own_communitys_residents_messages_the_stree
     assert review.items(factory, staff_key="street")[0].version == 1
     assert _decide(factory, item, tmp_path / "reviewed", staff_key="lx-admin", action="ignore").status == "ignored"
 
-    # later 蓝星社区's resident writes the demo community's pending phrasing: its admin sees it from then on; the
-    # decided item written again by the demo community's resident stays decided and 蓝星社区's
+    # later each community's resident writes the other's phrasing: each becomes an item of the writer's own
+    # community; 蓝星社区's decision on its item does not decide the demo community's, and the decided item stays
+    # decided when its own resident writes it again
     later = [Conversation("o_lanwan_1", at=START + dt.timedelta(hours=1))
-             .says(lights, "nlu_fallback", 0.2).bot("action_fallback"),
+             .says(lights, "nlu_fallback", 0.2).bot("action_fallback").says(lamp, "nlu_fallback", 0.2)
+             .bot("action_fallback"),
              Conversation("o_jili_1", at=START + dt.timedelta(hours=1))
              .says(lamp, "nlu_fallback", 0.2).bot("action_fallback")]
     assert review.collect(factory, _store(later, tmp_path / "tracker2.db"), START - dt.timedelta(hours=1),
-                          now=NOW) == 0
-    assert texts("lx-admin") == texts("admin") == {lights, both}
+                          now=NOW) == 2
+    assert texts("lx-admin") == {lights, both}
+    assert texts("admin") == {lights, both_new, lamp}
     assert review.items(factory, review.IGNORED, staff_key="admin") == []
     assert [i.text for i in review.items(factory, review.IGNORED, staff_key="lx-admin")] == [lamp]
 
