@@ -393,7 +393,7 @@ class WeChatInput(InputChannel):
             logger.exception("communities of the own Official Accounts not checked")
             return
         for key, endpoint in self._own.items():
-            stated = loaded.get(key)
+            stated, before = loaded.get(key), endpoint.unavailable
             if key not in loaded:
                 endpoint.unavailable = f"community {key!r} has an Official Account but is not loaded " \
                                        "(python -m bot community load)"
@@ -402,8 +402,10 @@ class WeChatInput(InputChannel):
                                        f"file {endpoint.config.appid}"
             else:
                 endpoint.unavailable = None
-            if endpoint.unavailable:
+            if endpoint.unavailable and endpoint.unavailable != before:  # once per change, not every lookup
                 logger.error("WeChat: %s", endpoint.unavailable)
+            elif before and not endpoint.unavailable:
+                logger.info("WeChat: community %r is served on its own account again", key)
 
     def _require_resources(self) -> WeChatResources:
         if self._resources is None:

@@ -1,9 +1,12 @@
-"""Which tickets a staff member may see and act on: the one place the console, the API and the CLI ask.
+"""What a staff member may see and act on — tickets, review items, the model — the one place the console, the
+API and the CLI ask.
 
 Every staff member belongs to one community (社区) and sees only its rows; street-office staff (街道) see every
 community's. Within the community, grid staff see the tickets of their grids; property managers those of their
 estates; duty staff urgent tickets (and the handoff inbox); volunteer team leads help tickets; the secretary and
 admins everything. A row outside one's scope does not exist for them (NotFound), so its existence is not disclosed.
+Admins review their own community's residents' messages (`reviews`); with several communities loaded only the
+street office retrains and deploys the one model every community shares (`manages_models`).
 """
 
 from __future__ import annotations

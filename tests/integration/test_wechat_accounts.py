@@ -5,6 +5,7 @@ never the shared one's (issue 10)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import AsyncIterator, Dict, Optional
 
@@ -168,17 +169,32 @@ async def test_a_community_loaded_after_start_up_is_served_without_a_restart(
 
 
 async def test_a_communitys_account_corrected_to_another_appid_is_refused_from_the_next_check(
-        fakes: Dict[str, FakeWeChatServer], sqlite_url: str) -> None:
+        fakes: Dict[str, FakeWeChatServer], sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     _load_jinxiu(sqlite_url)
     channel = _channel(fakes, sqlite_url)
     channel.recheck_seconds = 0.0
+    factory = make_session_factory(make_engine(sqlite_url))
+
+    def name_account(appid: str) -> None:
+        with unit_of_work(factory) as session:
+            session.query(Community).filter_by(key="jinxiu").one().wechat_account = appid
+
+    def check_logs() -> list:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("WeChat: community")]
+
+    caplog.set_level(logging.INFO, logger="bot.channels.wechat")
     async with serve_channel(channel, StubAssistant()) as server:
         assert (await _push_own(server, "你好"))[0] == 200
-        with unit_of_work(make_session_factory(make_engine(sqlite_url))) as session:
-            session.query(Community).filter_by(key="jinxiu").one().wechat_account = "wxsomeoneelse0001"
-        status, body, _query = await _push_own(server, "你好")
-        assert status == 503 and "wxsomeoneelse0001" in body
+        name_account("wxsomeoneelse0001")
+        for _ in range(3):  # looked up again before each push, refused each time …
+            status, body, _query = await _push_own(server, "你好")
+            assert status == 503 and "wxsomeoneelse0001" in body
         assert len(server.assistant.turns) == 1
+        # … but the lookup logs the reason once, when it changes, not every time it finds it unchanged
+        assert len(check_logs()) == 1 and "wxsomeoneelse0001" in check_logs()[0]
+        name_account(APPID_B)
+        assert (await _push_own(server, "你好"))[0] == 200
+        assert check_logs()[1:] == ["WeChat: community 'jinxiu' is served on its own account again"]
 
 
 async def test_an_account_other_than_the_one_the_community_names_answers_503(
