@@ -224,3 +224,15 @@ def test_items_collected_before_they_knew_their_community_stay_with_every_admin(
         session.query(ReviewItem).update({"communities": []})
         load_community(session, LANXING, NOW.date())
     assert len(review.items(factory, staff_key="lx-admin")) == len(review.items(factory, staff_key="admin")) == 2
+
+
+def test_an_item_kept_under_its_phrasing_alone_before_items_were_per_community_is_not_asked_again(setup) -> None:
+    factory, url, reviewed = setup
+    review.collect(factory, url, START - dt.timedelta(hours=1), now=NOW)
+    with unit_of_work(factory) as session:  # as 0014 left them: keyed by the phrasing, one community recorded
+        for row in session.query(ReviewItem):
+            row.key = review._key(row.text)
+    (item, _) = review.items(factory)
+    _decide(factory, item, reviewed, action="ignore")
+    assert review.collect(factory, url, START - dt.timedelta(hours=1), now=NOW) == 0
+    assert len(review.items(factory)) == 1 and len(review.items(factory, review.IGNORED)) == 1
