@@ -528,7 +528,7 @@ SCHEMAS.update({
         "required": ["id", "at", "staff", "staff_label", "text", "status"],
         "properties": {
             "id": {"type": "integer"}, "at": _WHEN, "staff": {"type": "string"},
-            "staff_label": {"type": "string", "description": "如 值班人员马桂兰"},
+            "staff_label": {"type": "string", "description": "如 值班人员王某"},
             "text": {"type": "string"},
             "status": {"type": "string", "nullable": True, "enum": ["pending", "sent", "failed", "undelivered", None]},
             "last_error": {"type": "string", "nullable": True},
