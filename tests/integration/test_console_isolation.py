@@ -10,7 +10,6 @@ from the pages, so a page that starts showing another community's rows makes thi
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import re
 from collections import deque
