@@ -34,18 +34,29 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_load_community(settings: Settings, args: argparse.Namespace) -> int:
     """Load grids, staff, groups, teams and clinics from the community folder (recorded in the audit log): its
-    `community.yml` and, for a street office with several communities, every other `*.yml` there."""
+    `community.yml` and, for a street office with several communities, every other `*.yml` there. A file that
+    cannot be loaded is named with the reason (exit 2) and nothing is written."""
+    from bot.errors import InvalidInput
+
+    try:
+        return _load_community(settings, args)
+    except InvalidInput as exc:
+        print(f"community: not loaded, nothing was changed: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _load_community(settings: Settings, args: argparse.Namespace) -> int:
     from bot.services import community_edits
-    from bot.services.community import community_files, community_key, load_clinics, load_community, read_communities
+    from bot.services.community import community_key, load_clinics, load_community, read_community_folder
     from bot.store.db import make_engine, make_session_factory, unit_of_work
     from bot.store.models import AuditEntry
 
     folder = Path(args.dir) if args.dir else settings.community_dir
-    datas = read_communities(folder)
-    files = community_files(folder)
-    digest = hashlib.sha256(b"".join(hashlib.sha256(p.name.encode() + b"\0" + p.read_bytes()).digest()
-                                     for p in files)).hexdigest()
-    names = ", ".join(p.name for p in files)
+    files = read_community_folder(folder)  # listed and read once: the digest covers exactly what is loaded
+    datas = [f.data for f in files]
+    digest = hashlib.sha256(b"".join(hashlib.sha256(f.path.name.encode() + b"\0" + f.raw).digest()
+                                     for f in files)).hexdigest()
+    names = ", ".join(f.path.name for f in files)
     engine = make_engine(settings.database_url)
     try:
         with unit_of_work(make_session_factory(engine)) as session:
@@ -58,8 +69,8 @@ def cmd_load_community(settings: Settings, args: argparse.Namespace) -> int:
                       f"({clinics} clinics refreshed)")
                 return 0
             loaded = [(community_key(data), load_community(session, data, _today(settings))) for data in datas]
-            for path, (key, counts) in zip(files, loaded):
-                community_edits.audit(session, "community-file", "community_file", str(path), "load",
+            for file, (key, counts) in zip(files, loaded):
+                community_edits.audit(session, "community-file", "community_file", str(file.path), "load",
                                       None, {"sha256": digest, "community": key, **counts})
     finally:
         engine.dispose()
@@ -120,7 +131,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"run: the communities' WeChat accounts cannot be used: {exc}", file=sys.stderr)
         return 2
     cmd_migrate(settings, args)
-    cmd_load_community(settings, argparse.Namespace(dir=None, if_changed=True))
+    if cmd_load_community(settings, argparse.Namespace(dir=None, if_changed=True)) != 0:
+        return 2  # the reason is printed; serving stale or half-read community data would be worse
     return run(settings, ensure_model(), replicas=replicas)
 
 

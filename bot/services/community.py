@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -36,11 +37,23 @@ def read_community(folder: Path) -> Dict[str, Any]:
     return read_community_file(folder / COMMUNITY_FILE)
 
 
-def read_community_file(path: Path) -> Dict[str, Any]:
-    """Read and minimally check one community's file."""
-    if not path.is_file():
-        raise InvalidInput(f"community file not found: {path}", field="community_dir")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+def read_community_file(path: Path, raw: Optional[bytes] = None) -> Dict[str, Any]:
+    """Read and minimally check one community's file (`raw`: its bytes, already read)."""
+    if raw is None:
+        if not path.is_file():
+            raise InvalidInput(f"community file not found: {path}", field="community_dir")
+        raw = path.read_bytes()
+    try:
+        data = yaml.safe_load(raw.decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not UTF-8 text (save the file as UTF-8)", field="community_dir") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        raise InvalidInput(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}",
+                           field="community_dir") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{path}: must be a mapping of community, estates, groups, …", field="community_dir")
     for key in ("estates", "groups", "staff", "grids", "volunteer_teams"):
         if not isinstance(data.get(key), list):
             raise InvalidInput(f"{path}: '{key}' must be a list", field=key)
@@ -67,18 +80,34 @@ def community_files(folder: Path) -> List[Path]:
     return [first, *sorted(p for p in folder.glob("*.yml") if p.name != COMMUNITY_FILE)]
 
 
-def read_communities(folder: Path) -> List[Dict[str, Any]]:
-    """Every community file in `folder`, read and checked; two files with the same key are refused."""
+@dataclass(frozen=True)
+class CommunityFile:
+    """One community file as it was read: where, its bytes (what a load's digest covers) and its checked data."""
+
+    path: Path
+    raw: bytes
+    data: Dict[str, Any]
+
+
+def read_community_folder(folder: Path) -> List[CommunityFile]:
+    """Every community file in `folder`, listed once, each read once and checked; two files with the same key
+    are refused."""
     found: Dict[str, Path] = {}
-    datas = []
+    files = []
     for path in community_files(folder):
-        data = read_community_file(path)
+        raw = path.read_bytes()
+        data = read_community_file(path, raw)
         key = community_key(data)
         if key in found:
             raise InvalidInput(f"{path} and {found[key]} both describe community {key!r}", field="community.key")
         found[key] = path
-        datas.append(data)
-    return datas
+        files.append(CommunityFile(path, raw, data))
+    return files
+
+
+def read_communities(folder: Path) -> List[Dict[str, Any]]:
+    """The checked data of every community file in `folder` (read_community_folder)."""
+    return [f.data for f in read_community_folder(folder)]
 
 
 def community_key(data: Dict[str, Any]) -> str:

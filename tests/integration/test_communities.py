@@ -388,3 +388,28 @@ def test_rasa_builds_the_community_response_generator_from_endpoints_yml(monkeyp
     domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
     nlg = NaturalLanguageGenerator.create(read_endpoint_config(str(PROJECT_ROOT / "endpoints.yml"), "nlg"), domain)
     assert type(nlg) is CommunityNLG and nlg.responses == domain.responses
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("community: {key: lanxing\nestates: [\n", "not valid YAML at line 2"),
+    ("- 蓝湾花园\n- 1号楼\n", "must be a mapping"),
+    ("community: {key: lanxing}\nestates: 蓝湾花园\n", "'estates' must be a list"),
+    (None, "not UTF-8"),
+])
+def test_the_cli_names_a_broken_file_and_loads_none_of_the_folder(database_url: str, tmp_path: Path, capsys,
+                                                                   text, reason) -> None:
+    import argparse
+
+    from bot.cli import cmd_load_community
+    from bot.config import Settings
+
+    folder = _folder(tmp_path, LANXING)
+    broken = folder / "lanxing.yml"
+    broken.write_bytes(text.encode("utf-8") if text is not None else "community:\n  name: 蓝星".encode("gbk"))
+    settings = Settings.from_env({"DATABASE_URL": database_url, "HG_VAR_DIR": str(tmp_path)},
+                                 env_file=tmp_path / "none")
+    assert cmd_load_community(settings, argparse.Namespace(dir=str(folder), if_changed=False)) == 2
+    said = capsys.readouterr().err
+    assert "lanxing.yml" in said and reason in said and "Traceback" not in said
+    with unit_of_work(make_session_factory(make_engine(database_url))) as session:
+        assert session.query(Staff).count() == session.query(Estate).count() == 0  # not even community.yml's
