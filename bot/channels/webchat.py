@@ -31,12 +31,13 @@ of these hold, otherwise every route refuses with the reason in plain text:
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import aiohttp
 from sanic import Blueprint, response
@@ -68,6 +69,7 @@ MAX_REQUEST_BYTES = 8 * 1024
 # WeChat waits 5 s for the server; the channel answers within its passive budget (4 s), so this is slack.
 PUSH_TIMEOUT = 6.0
 OFF_REASON = "web chat page is off: set HG_WEBCHAT=1 (local and demo use only)"
+DEFAULT_TITLE = "红管家"
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,11 @@ def openid_for(client: str) -> str:
 class WebChat:
     """The page's backend for one WeChat channel: serves the page, sends pushes as WeChat, reads the inbox."""
 
-    def __init__(self, config: WeChatConfig, enabled: bool, *, push_timeout: float = PUSH_TIMEOUT) -> None:
+    def __init__(self, config: WeChatConfig, enabled: bool, *, push_timeout: float = PUSH_TIMEOUT,
+                 title: Optional[Callable[[], str]] = None) -> None:
+        """`title` names the account the page speaks for (its chat's title bar), asked on every page load."""
         self.config = config
+        self._title = title
         self.refusal = refusal(config, enabled)
         self._push_timeout = push_timeout
         self._http: Optional[aiohttp.ClientSession] = None
@@ -117,8 +122,9 @@ class WebChat:
             refused = self._refused()
             if refused is not None:
                 return refused
-            return await response.file(ASSET_DIR / "index.html", mime_type="text/html; charset=utf-8",
-                                       headers=_NO_STORE)
+            title = html.escape(await asyncio.to_thread(self._title) if self._title else DEFAULT_TITLE)
+            page_html = (ASSET_DIR / "index.html").read_text(encoding="utf-8").replace("__TITLE__", title)
+            return response.html(page_html, headers=_NO_STORE)
 
         @hook.route(f"{PAGE_PATH}/static/<name>", methods=["GET"])
         async def asset(_request: Request, name: str) -> HTTPResponse:

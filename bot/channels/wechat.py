@@ -110,7 +110,7 @@ class WeChatInput(InputChannel):
         `webchat` asks for the web chat page (HG_WEBCHAT), which still serves only on demo credentials;
         `accounts` are the communities' own Official Accounts by community key."""
         self.config = config
-        self.webchat = WebChat(config, webchat)
+        self.webchat = WebChat(config, webchat, title=self._shared_account_name)
         self._clock = clock
         self._monotonic = monotonic
         # a malformed EncodingAESKey stops the server at start-up
@@ -406,6 +406,17 @@ class WeChatInput(InputChannel):
                 logger.error("WeChat: %s", endpoint.unavailable)
             elif before and not endpoint.unavailable:
                 logger.info("WeChat: community %r is served on its own account again", key)
+
+    def _shared_account_name(self) -> str:
+        """Who the shared account speaks for, as the web chat page's title: the deployment's first community
+        (community.yml's, where a resident who has not given an estate is served)."""
+        try:
+            with unit_of_work(self._session_factory()) as session:
+                row = session.get(Community, community.home_community(session, None))
+                return row.name if row is not None and row.name else "红管家"
+        except SQLAlchemyError:
+            logger.exception("web chat page: the community's name could not be read")
+            return "红管家"
 
     def _require_resources(self) -> WeChatResources:
         if self._resources is None:

@@ -21,6 +21,7 @@ from bot.wechat.envelope import Push
 from bot.wechat.runtime import WeChatConfig
 from bot.wechat.signature import verify
 from bot.wechat.xmlsafe import parse_xml
+from tests.helpers import community_db
 from tests.wechat_kit import ServedChannel, StubAssistant, eventually, serve_channel
 
 CLIENT = "browser0client1"
@@ -47,7 +48,9 @@ def _base(served: ServedChannel) -> str:
 
 @pytest.fixture
 async def page(fake_api: FakeWeChatServer, sqlite_url: str) -> AsyncIterator[ServedChannel]:
-    """The channel on the demo account with the web chat page on, and the stub assistant behind it."""
+    """The channel on the demo account with the web chat page on (the demo community loaded), and the stub
+    assistant behind it."""
+    community_db(sqlite_url)
     channel = WeChatInput(_demo_config(fake_api.base_url, sqlite_url), webchat=True)
     async with serve_channel(channel, StubAssistant()) as served:
         yield served
@@ -207,3 +210,21 @@ async def test_inbox_is_502_when_the_fake_api_is_gone(sqlite_url: str) -> None:
     async with serve_channel(channel, StubAssistant()) as served:
         async with served.http.get(f"{_base(served)}/chat/inbox", params={"client": CLIENT}) as resp:
             assert resp.status == 502
+
+
+async def test_the_page_is_titled_with_the_community_the_shared_account_serves(fake_api: FakeWeChatServer,
+                                                                              sqlite_url: str) -> None:
+    from bot.store.db import unit_of_work
+    from bot.store.models import Community
+
+    factory = community_db(sqlite_url)
+    with unit_of_work(factory) as session:  # community.yml renamed (and a name that must be escaped)
+        session.get(Community, "default").name = "白云<社区>"
+    channel = WeChatInput(_demo_config(fake_api.base_url, sqlite_url), webchat=True)
+    async with serve_channel(channel, StubAssistant()) as served:
+        async with served.http.get(f"{_base(served)}/chat") as resp:
+            assert resp.status == 200 and resp.content_type == "text/html"
+            page_html = await resp.text()
+    assert "<title>白云&lt;社区&gt; · 红管家</title>" in page_html
+    assert 'data-title="白云&lt;社区&gt;">白云&lt;社区&gt;</h1>' in page_html
+    assert "红星社区" not in page_html and "__TITLE__" not in page_html
