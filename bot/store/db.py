@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -33,13 +35,28 @@ def make_engine(database_url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            _wal(cur)
             cur.close()
 
         return engine
     return create_engine(database_url, future=True, pool_pre_ping=True)
+
+
+def _wal(cur: sqlite3.Cursor, attempts: int = 100) -> None:
+    """Put the database file in WAL mode unless it is already. Switching needs the file to itself, and SQLite
+    answers "database is locked" at once (no busy wait) when another connection is switching or writing at
+    that moment, so a first connection of two processes at once tries again for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:
@@ -72,3 +89,9 @@ def migrate(database_url: str, revision: str = "head") -> None:
     if database_url.startswith("sqlite:///"):
         Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(cfg, revision)
+    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        engine = make_engine(database_url)  # WAL from the start, before several processes open the file at once
+        try:
+            engine.connect().close()
+        finally:
+            engine.dispose()

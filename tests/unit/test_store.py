@@ -46,3 +46,38 @@ def test_the_migrations_build_the_schema_the_models_describe(database_url) -> No
     # Server defaults and index spellings may differ by dialect; tables, columns and constraints may not.
     serious = [d for d in diff if not (isinstance(d, tuple) and d[0] in ("add_index", "remove_index"))]
     assert serious == [], serious
+
+
+def test_a_migrated_sqlite_file_is_in_wal_mode_from_the_start(tmp_path) -> None:
+    import sqlite3
+
+    from bot.store.db import migrate
+
+    migrate(f"sqlite:///{tmp_path / 'hg.db'}")
+    with sqlite3.connect(tmp_path / "hg.db") as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_first_connection_switches_to_wal_while_another_process_writes(tmp_path) -> None:
+    """SQLite refuses the switch to WAL at once ("database is locked", no busy wait) while another connection
+    writes: the engine's first connection waits for it instead of failing the caller's query."""
+    import sqlite3
+    import threading
+
+    from bot.store.db import make_engine
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:  # a rollback-journal file, as older migrations left it
+        raw.execute("CREATE TABLE t (x INTEGER)")
+    writer = sqlite3.connect(path, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, writer.commit).start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    finally:
+        engine.dispose()
+        writer.close()
