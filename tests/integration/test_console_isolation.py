@@ -35,6 +35,7 @@ from tests.integration.test_communities import LANXING
 DEMO_FILE = yaml.safe_load((PROJECT_ROOT / "data" / "community" / "community.yml").read_text(encoding="utf-8"))
 # Staff names that are words of the console's own texts, not only a person's name.
 GENERIC = {"社区管理员", "街道主任"}
+SECRET = "test-console-isolation-secret-0123"
 MAX_PAGES = 200  # per account: far more than the console has, so a loop of links cannot run away
 
 # The residents the test writes: (community, estate, building, sender, contact name, phone, review text)
@@ -54,10 +55,8 @@ def _markers(info: Dict, community: str) -> Set[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, sqlite_url: str) -> Settings:
-    return Settings.from_env({"DATABASE_URL": sqlite_url, "HG_VAR_DIR": str(tmp_path),
-                              "HG_REVIEWED_DIR": str(tmp_path / "reviewed"),
-                              "HG_CONSOLE_SECRET": "test-console-secret-0123456789"})
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:  # the crawl only reads: nothing is written to var/
+    return Settings.from_env({"DATABASE_URL": sqlite_url, "HG_VAR_DIR": str(tmp_path), "HG_CONSOLE_SECRET": SECRET})
 
 
 @pytest.fixture
