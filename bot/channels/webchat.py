@@ -37,7 +37,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 import aiohttp
 from sanic import Blueprint, response
@@ -51,7 +51,7 @@ from bot.wechat.errors import WeChatError
 from bot.wechat.runtime import WeChatConfig
 from bot.wechat.simulator import WeChatServerSimulator
 
-__all__ = ["PAGE_PATH", "Refusal", "WebChat", "openid_for", "refusal"]
+__all__ = ["DEFAULT_TITLE", "PAGE_PATH", "Refusal", "WebChat", "openid_for", "refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class WebChat:
     """The page's backend for one WeChat channel: serves the page, sends pushes as WeChat, reads the inbox."""
 
     def __init__(self, config: WeChatConfig, enabled: bool, *, push_timeout: float = PUSH_TIMEOUT,
-                 title: Optional[Callable[[], str]] = None) -> None:
+                 title: Optional[Callable[[], Awaitable[str]]] = None) -> None:
         """`title` names the account the page speaks for (its chat's title bar), asked on every page load."""
         self.config = config
         self._title = title
@@ -122,7 +122,7 @@ class WebChat:
             refused = self._refused()
             if refused is not None:
                 return refused
-            title = html.escape(await asyncio.to_thread(self._title) if self._title else DEFAULT_TITLE)
+            title = html.escape(await self._title() if self._title else DEFAULT_TITLE)
             page_html = (ASSET_DIR / "index.html").read_text(encoding="utf-8").replace("__TITLE__", title)
             return response.html(page_html, headers=_NO_STORE)
 

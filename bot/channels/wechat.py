@@ -46,7 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from bot import messages
-from bot.channels.webchat import WebChat
+from bot.channels.webchat import DEFAULT_TITLE, WebChat
 from bot.config import Settings
 from bot.services import announcements, attachments, community, deliveries, ratings, residents
 from bot.services.lifecycle import Context
@@ -110,7 +110,7 @@ class WeChatInput(InputChannel):
         `webchat` asks for the web chat page (HG_WEBCHAT), which still serves only on demo credentials;
         `accounts` are the communities' own Official Accounts by community key."""
         self.config = config
-        self.webchat = WebChat(config, webchat, title=self._shared_account_name)
+        self.webchat = WebChat(config, webchat, title=lambda: self._community_name(self._shared, DEFAULT_TITLE))
         self._clock = clock
         self._monotonic = monotonic
         # a malformed EncodingAESKey stops the server at start-up
@@ -267,18 +267,19 @@ class WeChatInput(InputChannel):
             logger.info("WeChat resident %s unfollowed the account", openid)
         return ""
 
-    async def _community_name(self, endpoint: _Endpoint) -> str:
-        """The name of the account's community (the shared account's: the deployment's first), for the welcome."""
+    async def _community_name(self, endpoint: _Endpoint, fallback: str = "社区") -> str:
+        """The name of the account's community (the shared account's: the deployment's first, community.yml's),
+        for the welcome and the web chat page's title; `fallback` when it cannot be read."""
         def read() -> Optional[str]:
             with unit_of_work(self._session_factory()) as session:
                 row = session.get(Community, endpoint.community or community.home_community(session, None))
                 return row.name if row is not None else None
 
         try:
-            return await asyncio.to_thread(read) or "社区"
+            return await asyncio.to_thread(read) or fallback
         except SQLAlchemyError:
-            logger.exception("community name for the welcome not read")
-            return "社区"
+            logger.exception("community name of the account not read")
+            return fallback
 
     async def _note(self, record: Callable[[sessionmaker, str], None], openid: str) -> None:
         """Record a follow/unfollow or a message's arrival; a database failure is logged, the resident still answered."""
@@ -406,17 +407,6 @@ class WeChatInput(InputChannel):
                 logger.error("WeChat: %s", endpoint.unavailable)
             elif before and not endpoint.unavailable:
                 logger.info("WeChat: community %r is served on its own account again", key)
-
-    def _shared_account_name(self) -> str:
-        """Who the shared account speaks for, as the web chat page's title: the deployment's first community
-        (community.yml's, where a resident who has not given an estate is served)."""
-        try:
-            with unit_of_work(self._session_factory()) as session:
-                row = session.get(Community, community.home_community(session, None))
-                return row.name if row is not None and row.name else "红管家"
-        except SQLAlchemyError:
-            logger.exception("web chat page: the community's name could not be read")
-            return "红管家"
 
     def _require_resources(self) -> WeChatResources:
         if self._resources is None:
